@@ -1,0 +1,74 @@
+"""Keeps the hot-path user snapshots in the session store true to the database.
+
+Every flush that changes or deletes a User (through fastapi-users, our services or
+an admin route alike) schedules, around the commit: drop the snapshot before it
+(if the store is down, nothing commits), then write the new one through after it.
+A reader that misses the cache reloads from the database and writes with
+`only_if_absent`, so it can never overwrite a newer snapshot with an older one.
+Bulk `update()`/`delete()` statements bypass this: change users through the ORM.
+"""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, UOWTransaction
+
+from app.auth.sessions import SessionStore, SessionUser
+from app.db import AFTER_COMMIT, BEFORE_COMMIT
+from app.models import User
+
+PENDING = "pending_user_snapshots"
+STORE = "session_store"
+
+
+def snapshot(user: User) -> SessionUser:
+    return SessionUser(
+        id=user.id,
+        email=user.email,
+        username=user.username,
+        is_active=user.is_active,
+        is_superuser=user.is_superuser,
+        is_verified=user.is_verified,
+        created_at=user.created_at,
+    )
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_user_changes(session: Session, _flush: UOWTransaction) -> None:
+    store: SessionStore | None = session.info.get(STORE)
+    if store is None:
+        return
+    changed = [obj for obj in session.dirty if isinstance(obj, User)]
+    deleted = [obj for obj in session.deleted if isinstance(obj, User)]
+    if not changed and not deleted:
+        return
+    pending: dict[int, SessionUser | None] | None = session.info.get(PENDING)
+    if pending is None:
+        pending = session.info[PENDING] = {}
+        _schedule(session, store, pending)
+    for user in changed:
+        pending[user.id] = snapshot(user)
+    for user in deleted:
+        pending[user.id] = None
+
+
+def _schedule(session: Session, store: SessionStore, pending: dict[int, Any]) -> None:
+    async def drop_snapshots() -> None:
+        for user_id in pending:
+            await store.forget_user(user_id)
+
+    async def write_snapshots() -> None:
+        session.info.pop(PENDING, None)
+        for user_id, user in pending.items():
+            if user is None:
+                await store.revoke_user(user_id)
+            else:
+                await store.cache_user(user)
+
+    session.info.setdefault(BEFORE_COMMIT, []).append(drop_snapshots)
+    session.info.setdefault(AFTER_COMMIT, []).append(write_snapshots)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(PENDING, None)

@@ -1,0 +1,90 @@
+"""Cookie names and exact Set-Cookie headers (API.md section 2)."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.responses import Response
+
+from app.config import Settings
+
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    session: str
+    refresh: str
+    csrf: str
+    secure: bool
+    session_samesite: Literal["Lax", "Strict"]
+    session_max_age: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CookiePolicy":
+        secure = settings.secure_cookies
+        # The prefixes make browsers refuse these cookies when planted from a
+        # sibling subdomain or over plain http; they require Secure, so only then.
+        return cls(
+            session="__Host-session" if secure else "session",
+            refresh="__Secure-refresh" if secure else "refresh",
+            csrf="__Host-csrftoken" if secure else "csrftoken",
+            secure=secure,
+            session_samesite="Strict" if settings.cookie_samesite == "strict" else "Lax",
+            session_max_age=settings.access_token_seconds,
+        )
+
+    def _header(
+        self, name: str, value: str, *, max_age: int, path: str, http_only: bool, samesite: str
+    ) -> str:
+        # Written by hand rather than with http.cookies so that the attributes are
+        # exactly the contract's (`SameSite=Lax`, not `lax`) and never carry `Domain`.
+        parts = [f"{name}={value}"]
+        if http_only:
+            parts.append("HttpOnly")
+        parts += [f"Max-Age={max_age}", f"Path={path}", f"SameSite={samesite}"]
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    def set_session(self, response: Response, token: str) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.session, token, max_age=self.session_max_age, path="/",
+                http_only=True, samesite=self.session_samesite,
+            ),
+        )
+
+    def clear_session(self, response: Response) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(self.session, "", max_age=0, path="/", http_only=True, samesite=self.session_samesite),
+        )
+
+    def set_refresh(self, response: Response, token: str, max_age: int) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.refresh, token, max_age=max_age, path=REFRESH_COOKIE_PATH,
+                http_only=True, samesite="Strict",
+            ),
+        )
+
+    def clear_refresh(self, response: Response) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(self.refresh, "", max_age=0, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"),
+        )
+
+    def set_csrf(self, response: Response, token: str, max_age: int) -> None:
+        # Readable by JavaScript on purpose: the SPA copies it into X-CSRF-Token.
+        response.headers.append(
+            "set-cookie",
+            self._header(self.csrf, token, max_age=max_age, path="/", http_only=False, samesite="Strict"),
+        )
+
+    def clear_csrf(self, response: Response) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(self.csrf, "", max_age=0, path="/", http_only=False, samesite="Strict"),
+        )

@@ -1,0 +1,74 @@
+"""Who is calling: the session cookie, one store round trip, no database query on a hit."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.cache import snapshot
+from app.auth.sessions import SessionInfo, SessionUser
+from app.errors import AppError, ErrorCode
+from app.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user: SessionUser
+    session: SessionInfo
+
+
+async def _load_user(request: Request, user_id: int) -> SessionUser | None:
+    """Cache miss: read the user once and cache it, unless a newer snapshot landed meanwhile."""
+    state = request.app.state
+    async with state.sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        return None
+    fresh = snapshot(user)
+    await state.session_store.cache_user(fresh, only_if_absent=True)
+    return fresh
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    state = request.app.state
+    token = request.cookies.get(state.cookies.session)
+    if not token:
+        return None
+    active = await state.session_store.read(token)
+    if active is None:
+        return None
+    user = active.user or await _load_user(request, active.info.user_id)
+    # A deactivated user's sessions stop working at once, whatever their TTL.
+    if user is None or not user.is_active:
+        return None
+    return Principal(user, active.info)
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise AppError(ErrorCode.NOT_AUTHENTICATED)
+    return principal
+
+
+async def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> SessionUser:
+    return principal.user
+
+
+async def optional_user(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> SessionUser | None:
+    return principal.user if principal else None
+
+
+async def current_superuser(user: Annotated[SessionUser, Depends(current_user)]) -> SessionUser:
+    if not user.is_superuser:
+        raise AppError(ErrorCode.FORBIDDEN)
+    return user
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentUser = Annotated[SessionUser, Depends(current_user)]
+OptionalUser = Annotated[SessionUser | None, Depends(optional_user)]
+SuperUser = Annotated[SessionUser, Depends(current_superuser)]

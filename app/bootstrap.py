@@ -1,0 +1,82 @@
+"""Start-up work that needs the database: embedded migrations and the first superuser."""
+
+import asyncio
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth.manager import UserDatabase
+from app.auth.passwords import hash_password, password_problem
+from app.config import Settings
+from app.db import transaction
+from app.models import User
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+RETRY_SECONDS = 5.0
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(settings: Settings) -> None:
+    """`alembic upgrade head` (blocking: call it from a thread or before the loop starts)."""
+    command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+
+
+async def ensure_first_superuser(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    email, username, password = (
+        settings.first_superuser_email,
+        settings.first_superuser_username,
+        settings.first_superuser_password,
+    )
+    if not (email and password):
+        return
+    username = username or email.partition("@")[0]
+    problem = password_problem(password, username=username, email=email)
+    if problem and settings.environment == "production":
+        logger.error("FIRST_SUPERUSER_PASSWORD refused (%s); no superuser created", problem)
+        return
+    if problem:
+        logger.warning("FIRST_SUPERUSER_PASSWORD is weak (%s); create a strong one before production", problem)
+    async with transaction(sessionmaker) as session:
+        users = UserDatabase(session, User)
+        if await users.get_by_email(email) is not None:
+            return
+        if await users.taken(email, username):
+            logger.error("FIRST_SUPERUSER_USERNAME %r is taken by another user; no superuser created", username)
+            return
+        await users.create(
+            {
+                "email": email,
+                "username": username,
+                "hashed_password": await hash_password(password),
+                "is_superuser": True,
+                "is_verified": True,
+            }
+        )
+    logger.info("first superuser created", extra={"event": "first_superuser_created"})
+
+
+async def ensure_first_superuser_eventually(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Retries while the database is down, so that start-up never waits for it."""
+    while True:
+        try:
+            await ensure_first_superuser(settings, sessionmaker)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("first superuser not ensured yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(RETRY_SECONDS)

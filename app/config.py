@@ -1,0 +1,139 @@
+"""All configuration, read once from the environment (and `.env`) by pydantic-settings."""
+
+import json
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The value shipped in .env.example: refused in production like any weak key.
+EXAMPLE_SECRET_KEY = "change-me-to-a-random-string-of-at-least-32-characters"
+
+Environment = Literal["development", "test", "staging", "production"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    port: int = 8000
+
+    # Unset both to get the embedded default: SQLite file + in-process session store.
+    database_url: str | None = None
+    redis_url: str | None = None
+    sqlite_path: Path = Path("data/app.db")
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    # Every key this process writes starts with this, so that tests and several
+    # deployments can share one Redis without touching each other's keys.
+    redis_key_prefix: str = "app:"
+
+    secret_key: str | None = None
+    # Kept for compatibility with the service description; session tokens are opaque,
+    # never JWTs, so this only names the algorithm of the reset/verify tokens.
+    algorithm: str = "HS256"
+    access_token_expire_minutes: int = Field(30, ge=1)
+    refresh_token_expire_days: int = Field(7, ge=1)
+    refresh_reuse_grace_seconds: int = Field(10, ge=0)
+
+    cookie_secure: bool | None = None  # None: true except in development
+    cookie_samesite: Literal["lax", "strict"] = "lax"
+    cors_origins: Annotated[list[str], NoDecode] = []
+    forwarded_allow_ips: str = "127.0.0.1"
+    login_rate_limit: str = "5/minute"
+    register_rate_limit: str = "10/hour"
+
+    docs_enabled: bool | None = None  # None: on outside production
+    sentry_dsn: str | None = None
+
+    first_superuser_email: str | None = None
+    first_superuser_username: str | None = None
+    first_superuser_password: str | None = None
+
+    @field_validator("environment", "log_level", "cookie_samesite", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part for part in text.split(",")]
+        if isinstance(value, list):
+            return [str(v).strip().rstrip("/") for v in value if str(v).strip()]
+        return value
+
+    @field_validator("database_url", "redis_url", "secret_key", "sentry_dsn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        key = self.secret_key or ""
+        if len(key) < 32 or key == EXAMPLE_SECRET_KEY:
+            raise ValueError(
+                "SECRET_KEY must be set to a random value of at least 32 characters "
+                "(not the example's) when ENVIRONMENT=production"
+            )
+        if self.cookie_secure is False:
+            raise ValueError("COOKIE_SECURE=false is refused when ENVIRONMENT=production")
+        if not self.redis_url:
+            raise ValueError("REDIS_URL is required when ENVIRONMENT=production")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is None:
+            return self.environment != "development"
+        return self.cookie_secure
+
+    @property
+    def show_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment != "production"
+        return self.docs_enabled
+
+    @property
+    def embedded(self) -> bool:
+        """No PostgreSQL configured: SQLite file, migrations applied at start."""
+        return self.database_url is None
+
+    @cached_property
+    def signing_key(self) -> str:
+        # Outside production a missing key gets a per-process random one: sessions
+        # survive (they live in the store) but CSRF tokens die with the process.
+        return self.secret_key or secrets.token_urlsafe(32)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite+aiosqlite:///{self.sqlite_path}"
+        url = self.database_url
+        for plain in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url[len(plain) :]
+        return url
+
+    @property
+    def access_token_seconds(self) -> int:
+        return self.access_token_expire_minutes * 60
+
+    @property
+    def refresh_token_seconds(self) -> int:
+        return self.refresh_token_expire_days * 86400
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

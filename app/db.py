@@ -1,0 +1,128 @@
+"""Declarative base, engine and session factory, and the per-request session."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from app.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BEFORE_COMMIT = "before_commit"
+AFTER_COMMIT = "after_commit"
+Callback = Callable[[], Awaitable[None]]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 5})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        # A dead connection (PostgreSQL restarted) is replaced instead of failing a request.
+        pool_pre_ping=True,
+        # Fail fast rather than queue forever when PostgreSQL hangs: the request gets 503.
+        pool_timeout=5,
+        connect_args={
+            "timeout": 3,
+            "command_timeout": 5,
+            "server_settings": {"statement_timeout": "5000", "application_name": "app"},
+        },
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after commit without a lazy
+    # load, which async SQLAlchemy cannot do (fastapi-users #1175, #1395).
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+def before_commit(session: AsyncSession, callback: Callback) -> None:
+    """Run `callback` after the last flush and before the commit; if it fails, nothing commits."""
+    session.info.setdefault(BEFORE_COMMIT, []).append(callback)
+
+
+def after_commit(session: AsyncSession, callback: Callback) -> None:
+    """Run `callback` once the session's transaction has committed (never on rollback)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+@asynccontextmanager
+async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on any error, then the after-commit callbacks."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            # Flush first so that flush-time listeners have registered their callbacks.
+            await session.flush()
+            for callback in session.info.pop(BEFORE_COMMIT, []):
+                await callback()
+            await session.commit()
+        except BaseException:
+            session.info.pop(BEFORE_COMMIT, None)
+            session.info.pop(AFTER_COMMIT, None)
+            await session.rollback()
+            raise
+        for callback in session.info.pop(AFTER_COMMIT, []):
+            await callback()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session. Declare with `scope="function"` (see SessionDep) so the
+    commit happens before the response is sent: a failed commit must not answer 2xx."""
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,74 @@
+"""Liveness (/healthz: the process serves) and readiness (/health: the dependencies answer)."""
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app import __version__
+from app.errors import ErrorCode, responses, unavailable
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+router = APIRouter(tags=["health"])
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    uptime_seconds: int
+    db: str
+    redis: str
+    version: str
+
+
+async def _check_db(request: Request) -> None:
+    async with request.app.state.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+    except Exception:
+        return "unavailable"
+    return "ok"
+
+
+@router.get("/healthz", response_model=Liveness, summary="Liveness: no dependency checks")
+async def liveness() -> Liveness:
+    return Liveness(status="ok")
+
+
+@router.get(
+    "/health",
+    response_model=Readiness,
+    summary="Readiness: PostgreSQL and Redis answer",
+    responses=responses(ErrorCode.SERVICE_UNAVAILABLE),
+)
+async def readiness(request: Request) -> Readiness | JSONResponse:
+    state = request.app.state
+    redis_probe = state.session_store.ping() if state.settings.redis_url else None
+    db, redis = await asyncio.gather(
+        _check(_check_db(request)), _check(redis_probe) if redis_probe else _not_configured()
+    )
+    failed = {name: status for name, status in (("db", db), ("redis", redis)) if status == "unavailable"}
+    if failed:
+        return unavailable(failed)
+    return Readiness(
+        status="ok",
+        uptime_seconds=int(time.monotonic() - state.started_at),
+        db=db,
+        redis=redis,
+        version=__version__,
+    )
+
+
+async def _not_configured() -> str:
+    return "not_configured"

@@ -1,0 +1,75 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.auth.deps import CurrentUser, OptionalUser
+from app.db import SessionDep
+from app.errors import ErrorCode, responses
+from app.items import service
+from app.items.schemas import ItemCreate, ItemPage, ItemRead, ItemSort, ItemUpdate
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+WRITE_ERRORS = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED, ErrorCode.VALIDATION_ERROR)
+
+
+@router.get(
+    "",
+    response_model=ItemPage,
+    summary="List the items the caller may see",
+    responses=responses(ErrorCode.VALIDATION_ERROR),
+)
+async def list_items(
+    session: SessionDep,
+    viewer: OptionalUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    q: Annotated[str | None, Query(max_length=200, description="Matches title or description, any case.")] = None,
+    sort: ItemSort = ItemSort.CREATED_AT_DESC,
+) -> ItemPage:
+    """Anonymous callers see public items; users also their own private ones; admins everything.
+    `total` counts exactly what the caller may see."""
+    items, total = await service.list_items(session, viewer, q=q, sort=sort, limit=limit, offset=offset)
+    return ItemPage(items=[ItemRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset)
+
+
+@router.post(
+    "",
+    response_model=ItemRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an item owned by the caller",
+    responses=responses(*WRITE_ERRORS),
+)
+async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) -> ItemRead:
+    return ItemRead.model_validate(await service.create_item(session, data, user))
+
+
+@router.get(
+    "/{item_id}",
+    response_model=ItemRead,
+    summary="Read one item",
+    responses=responses(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_ERROR),
+)
+async def get_item(item_id: int, session: SessionDep, viewer: OptionalUser) -> ItemRead:
+    return ItemRead.model_validate(await service.get_item(session, item_id, viewer))
+
+
+@router.put(
+    "/{item_id}",
+    response_model=ItemRead,
+    summary="Change an item (owner or admin); omitted fields stay as they are",
+    responses=responses(*WRITE_ERRORS, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
+)
+async def update_item(item_id: int, data: ItemUpdate, session: SessionDep, user: CurrentUser) -> ItemRead:
+    return ItemRead.model_validate(await service.update_item(session, item_id, data, user))
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an item (owner or admin)",
+    responses=responses(*WRITE_ERRORS, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
+)
+async def delete_item(item_id: int, session: SessionDep, user: CurrentUser) -> Response:
+    await service.delete_item(session, item_id, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

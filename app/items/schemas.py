@@ -1,0 +1,71 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=10000)]
+PRIVATE = Field(
+    validation_alias=AliasChoices("is_private", "private"),
+    description="Private items are visible to their owner and admins only. Alias: `private`.",
+)
+
+
+class ItemCreate(BaseModel):
+    # Unknown fields (`owner_id`, `id`, ...) are a 422, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description = ""
+    is_private: bool = Field(False, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description)
+
+
+class ItemUpdate(BaseModel):
+    """Every field optional; a field sent as null is refused rather than read as 'unchanged'."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    is_private: bool | None = Field(None, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [key for key, value in data.items() if value is None]
+            if nulls:
+                raise ValueError(f"fields may be omitted but not null: {', '.join(sorted(nulls))}")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str
+    is_private: bool
+    owner_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ItemSort(StrEnum):
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    TITLE = "title"
+    TITLE_DESC = "-title"
+    ID = "id"
+    ID_DESC = "-id"
+
+
+class ItemPage(BaseModel):
+    items: list[ItemRead]
+    total: int = Field(description="Items matching the filter that the caller may see.")
+    limit: int
+    offset: int

@@ -1,0 +1,119 @@
+"""The ASGI application: `app.main:app`."""
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import anyio.to_thread
+from fastapi import FastAPI
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.api import api_router, root_router
+from app.auth.backend import SessionCookieTransport
+from app.auth.cache import STORE
+from app.auth.cookies import CookiePolicy
+from app.auth.csrf import CSRF_HEADER, CsrfMiddleware, CsrfSigner
+from app.auth.passwords import dummy_hash
+from app.auth.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+from app.bootstrap import ensure_first_superuser_eventually, migrate
+from app.config import Settings, load_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.middleware import RequestContextMiddleware
+
+logger = logging.getLogger("app")
+
+
+def create_session_store(settings: Settings) -> SessionStore:
+    if not settings.redis_url:
+        return MemorySessionStore()
+    client = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        # Bounded waits: a hanging Redis becomes a 503 within seconds, not a stuck request.
+        socket_connect_timeout=2,
+        socket_timeout=2,
+        health_check_interval=30,
+    )
+    return RedisSessionStore(client, prefix=settings.redis_key_prefix, index_ttl=settings.refresh_token_seconds)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.embedded:
+        await anyio.to_thread.run_sync(migrate, settings)
+    engine = create_engine(settings)
+    store = create_session_store(settings)
+    app.state.engine = engine
+    app.state.session_store = store
+    app.state.sessionmaker = create_sessionmaker(engine, **{STORE: store})
+    app.state.started_at = time.monotonic()
+    await anyio.to_thread.run_sync(dummy_hash)  # the first unknown-user login should not pay for it
+    bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, app.state.sessionmaker))
+    try:
+        yield
+    finally:
+        bootstrap.cancel()
+        with suppress(asyncio.CancelledError):
+            await bootstrap
+        await store.close()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    app = FastAPI(
+        title="Cookie-session backend",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.show_docs else None,
+        redoc_url="/redoc" if settings.show_docs else None,
+        openapi_url="/openapi.json" if settings.show_docs else None,
+    )
+    cookies = CookiePolicy.from_settings(settings)
+    app.state.settings = settings
+    app.state.cookies = cookies
+    app.state.transport = SessionCookieTransport(cookies)
+    app.state.csrf = CsrfSigner(settings.signing_key, max_age=settings.refresh_token_seconds)
+
+    install_error_handlers(app)
+    app.include_router(root_router)
+    app.include_router(api_router)
+
+    # Added innermost first: the request context wraps everything, CORS answers
+    # preflights before the CSRF check sees them.
+    app.add_middleware(CsrfMiddleware, signer=app.state.csrf, cookies=cookies, trusted_origins=settings.cors_origins)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", CSRF_HEADER],
+        )
+    app.add_middleware(RequestContextMiddleware, credential_cookies=(cookies.session, cookies.refresh))
+    return app
+
+
+def _app_or_exit() -> FastAPI:
+    try:
+        return create_app()
+    except ValidationError as exc:
+        # One clear line instead of a traceback: the operator's fix is in the message.
+        reasons = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        sys.stderr.write(f"refusing to start: {reasons}\n")
+        raise SystemExit(1) from None
+
+
+app = _app_or_exit()

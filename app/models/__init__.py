@@ -1,0 +1,6 @@
+"""Every table, imported once here so that Alembic sees the whole metadata."""
+
+from app.models.item import Item
+from app.models.user import User
+
+__all__ = ["Item", "User"]

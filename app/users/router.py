@@ -1,0 +1,31 @@
+from fastapi import APIRouter
+
+from app.auth.deps import CurrentUser, OptionalUser
+from app.db import SessionDep
+from app.errors import ErrorCode, responses
+from app.users import service
+from app.users.schemas import UserPublic, UserRead
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get(
+    "/me",
+    response_model=UserRead,
+    summary="The logged-in user",
+    responses=responses(ErrorCode.NOT_AUTHENTICATED),
+)
+async def read_me(user: CurrentUser) -> UserRead:
+    # Served from the session store's snapshot: no database query on this path.
+    return UserRead.model_validate(user)
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead | UserPublic,
+    summary="A user's public profile (the full record for the user itself and admins)",
+    responses=responses(ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_ERROR),
+)
+async def read_user(user_id: int, session: SessionDep, viewer: OptionalUser) -> UserRead | UserPublic:
+    user, full = await service.get_profile(session, user_id, viewer)
+    return UserRead.model_validate(user) if full else UserPublic.model_validate(user)

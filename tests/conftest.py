@@ -1,0 +1,160 @@
+"""Test wiring: a database of our own created and migrated once per run, a Redis DB
+index and key prefix of our own, and one in-process app per cookie setting.
+
+Isolation is by data, not by rollback: every test makes its own users and items
+(unique names), because the code under test commits, runs after-commit hooks and
+races real transactions (concurrent registrations), which a rolled-back outer
+transaction would hide. Nothing outside our database and our key prefix is touched.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio.to_thread
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.bootstrap import migrate
+from app.config import Settings
+from app.main import create_app
+from app.models import User
+from tests.fixtures.client import ApiClient, Account, login, register
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "app_test")
+SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+
+ClientFactory = Callable[..., ApiClient]
+
+
+async def recreate_database(name: str) -> str:
+    """Drop and create `name` (ours alone), returning its URL."""
+    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{POSTGRES_URL}/{name}"
+
+
+def make_settings(database_url: str, redis_prefix: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_key_prefix": redis_prefix,
+        "secret_key": SECRET_KEY,
+        "first_superuser_email": None,
+        "first_superuser_password": None,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> str:
+    url = await recreate_database(TEST_DATABASE)
+    await anyio.to_thread.run_sync(migrate, make_settings(url, "unused:"))
+    return url
+
+
+@pytest.fixture(scope="session")
+async def redis_prefix() -> AsyncIterator[str]:
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL)
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_prefix: str) -> Settings:
+    return make_settings(database_url, redis_prefix)
+
+
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    async for running_app in running(create_app(settings)):
+        yield running_app
+
+
+def client_factory(app: FastAPI, base_url: str = "https://testserver") -> ClientFactory:
+    cookies = app.state.cookies
+
+    def make(**kwargs: object) -> ApiClient:
+        return ApiClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=base_url,
+            csrf_cookie=cookies.csrf,
+            session_cookie=cookies.session,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+@pytest.fixture
+async def make_client(app: FastAPI) -> AsyncIterator[ClientFactory]:
+    made: list[ApiClient] = []
+    factory = client_factory(app)
+
+    def make(**kwargs: object) -> ApiClient:
+        client = factory(**kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> ApiClient:
+    """An anonymous caller."""
+    return make_client()
+
+
+@pytest.fixture
+async def user(make_client: ClientFactory) -> tuple[ApiClient, Account]:
+    """A registered, logged-in user with a client of its own."""
+    client = make_client()
+    account = await register(client)
+    await login(client, account)
+    return client, account
+
+
+@pytest.fixture
+async def make_admin(app: FastAPI, make_client: ClientFactory) -> Callable[[], Awaitable[tuple[ApiClient, Account]]]:
+    """Registers a user, promotes it in the database (as an operator would), logs it in."""
+
+    async def make() -> tuple[ApiClient, Account]:
+        client = make_client()
+        account = await register(client)
+        async with app.state.sessionmaker() as session:
+            row = await session.get(User, account.id)
+            assert row is not None
+            row.is_superuser = True
+            await session.commit()
+        await login(client, account)
+        return client, account
+
+    return make
