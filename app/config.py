@@ -16,7 +16,8 @@ Environment = Literal["development", "test", "staging", "production"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # env_ignore_empty: `DOCS_ENABLED=` in .env means "default", as .env.example writes it.
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True)
 
     environment: Environment = "development"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
