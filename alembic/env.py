@@ -4,10 +4,10 @@ import asyncio
 from logging.config import fileConfig
 from typing import Any
 
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from app.config import load_settings
 from app.db import Base, UTCDateTime
 from app.models import Item, User  # noqa: F401  (registers every table on Base.metadata)
@@ -24,7 +24,7 @@ def database_url() -> str:
     return config.get_main_option("sqlalchemy.url") or load_settings().sqlalchemy_url
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:  # noqa: ARG001
     # Render our TypeDecorator as the plain type, so revisions never import app code.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -56,7 +56,9 @@ async def run_async_migrations() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, render_item=render_item)
+    context.configure(
+        url=database_url(), target_metadata=target_metadata, literal_binds=True, render_item=render_item
+    )
     with context.begin_transaction():
         context.run_migrations()
 

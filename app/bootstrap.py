@@ -4,10 +4,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alembic import command
 from app.auth.manager import UserDatabase
 from app.auth.passwords import hash_password, password_problem
 from app.config import Settings
@@ -47,13 +47,17 @@ async def ensure_first_superuser(settings: Settings, sessionmaker: async_session
         logger.error("FIRST_SUPERUSER_PASSWORD refused (%s); no superuser created", problem)
         return
     if problem:
-        logger.warning("FIRST_SUPERUSER_PASSWORD is weak (%s); create a strong one before production", problem)
+        logger.warning(
+            "FIRST_SUPERUSER_PASSWORD is weak (%s); create a strong one before production", problem
+        )
     async with transaction(sessionmaker) as session:
         users = UserDatabase(session, User)
         if await users.get_by_email(email) is not None:
             return
         if await users.taken(email, username):
-            logger.error("FIRST_SUPERUSER_USERNAME %r is taken by another user; no superuser created", username)
+            logger.error(
+                "FIRST_SUPERUSER_USERNAME %r is taken by another user; no superuser created", username
+            )
             return
         await users.create(
             {

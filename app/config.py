@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     # Every key this process writes starts with this, so that tests and several
     # deployments can share one Redis without touching each other's keys.
     redis_key_prefix: str = "app:"
+    redis_max_connections: int = Field(100, ge=1)
 
     secret_key: str | None = None
     # Kept for compatibility with the service description; session tokens are opaque,
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 value = json.loads(text)
             else:
-                value = [part for part in text.split(",")]
+                value = text.split(",")
         if isinstance(value, list):
             return [str(v).strip().rstrip("/") for v in value if str(v).strip()]
         return value

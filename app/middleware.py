@@ -86,9 +86,7 @@ class RequestContextMiddleware:
                     response = unavailable()
                 else:
                     logger.exception("unhandled error")
-                    response = error_response(
-                        ErrorCode.INTERNAL_ERROR, details={"request_id": request_id}
-                    )
+                    response = error_response(ErrorCode.INTERNAL_ERROR, details={"request_id": request_id})
                 await response(scope, receive, send_with_headers)
         finally:
             request_id_var.reset(reset)

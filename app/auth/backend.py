@@ -71,7 +71,7 @@ class SessionStrategy(Strategy[User, int]):
         )
         return token
 
-    async def destroy_token(self, token: str, user: User) -> None:
+    async def destroy_token(self, token: str, user: User) -> None:  # noqa: ARG002  (protocol signature)
         await self.store.revoke(token)
 
 

@@ -50,30 +50,42 @@ class CookiePolicy:
         response.headers.append(
             "set-cookie",
             self._header(
-                self.session, token, max_age=self.session_max_age, path="/",
-                http_only=True, samesite=self.session_samesite,
+                self.session,
+                token,
+                max_age=self.session_max_age,
+                path="/",
+                http_only=True,
+                samesite=self.session_samesite,
             ),
         )
 
     def clear_session(self, response: Response) -> None:
         response.headers.append(
             "set-cookie",
-            self._header(self.session, "", max_age=0, path="/", http_only=True, samesite=self.session_samesite),
+            self._header(
+                self.session, "", max_age=0, path="/", http_only=True, samesite=self.session_samesite
+            ),
         )
 
     def set_refresh(self, response: Response, token: str, max_age: int) -> None:
         response.headers.append(
             "set-cookie",
             self._header(
-                self.refresh, token, max_age=max_age, path=REFRESH_COOKIE_PATH,
-                http_only=True, samesite="Strict",
+                self.refresh,
+                token,
+                max_age=max_age,
+                path=REFRESH_COOKIE_PATH,
+                http_only=True,
+                samesite="Strict",
             ),
         )
 
     def clear_refresh(self, response: Response) -> None:
         response.headers.append(
             "set-cookie",
-            self._header(self.refresh, "", max_age=0, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"),
+            self._header(
+                self.refresh, "", max_age=0, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"
+            ),
         )
 
     def set_csrf(self, response: Response, token: str, max_age: int) -> None:

@@ -15,11 +15,15 @@ security_log = logging.getLogger("app.security")
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-router.include_router(
+# fastapi-users' register route, in our envelope (its errors are mapped in app/errors.py).
+register_router = APIRouter(prefix="/auth", tags=["auth"])
+register_router.include_router(
     get_register_router(get_user_manager, UserRead, UserCreate),  # type: ignore[arg-type]
     responses=responses(
-        ErrorCode.INVALID_PASSWORD, ErrorCode.USER_ALREADY_EXISTS,
-        ErrorCode.VALIDATION_ERROR, ErrorCode.CSRF_FAILED,
+        ErrorCode.INVALID_PASSWORD,
+        ErrorCode.USER_ALREADY_EXISTS,
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.CSRF_FAILED,
     ),
 )
 
@@ -42,8 +46,10 @@ async def get_csrf_token(request: Request) -> JSONResponse:
     response_model=LoginRead,
     summary="Log in with username or email",
     responses=responses(
-        ErrorCode.INVALID_CREDENTIALS, ErrorCode.USER_INACTIVE,
-        ErrorCode.VALIDATION_ERROR, ErrorCode.CSRF_FAILED,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.USER_INACTIVE,
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.CSRF_FAILED,
     ),
 )
 async def login(

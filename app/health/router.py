@@ -14,6 +14,7 @@ from app.errors import ErrorCode, responses, unavailable
 CHECK_TIMEOUT_SECONDS = 2.0
 
 router = APIRouter(tags=["health"])
+api_router = APIRouter(tags=["health"])  # the same readiness check under /api/v1
 
 
 class Liveness(BaseModel):
@@ -51,6 +52,13 @@ async def liveness() -> Liveness:
     response_model=Readiness,
     summary="Readiness: PostgreSQL and Redis answer",
     responses=responses(ErrorCode.SERVICE_UNAVAILABLE),
+)
+@api_router.get(
+    "/health",
+    response_model=Readiness,
+    summary="Readiness: PostgreSQL and Redis answer",
+    responses=responses(ErrorCode.SERVICE_UNAVAILABLE),
+    operation_id="api_readiness",
 )
 async def readiness(request: Request) -> Readiness | JSONResponse:
     state = request.app.state

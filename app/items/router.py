@@ -24,13 +24,17 @@ async def list_items(
     viewer: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    q: Annotated[str | None, Query(max_length=200, description="Matches title or description, any case.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Matches title or description, any case.")
+    ] = None,
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
 ) -> ItemPage:
     """Anonymous callers see public items; users also their own private ones; admins everything.
     `total` counts exactly what the caller may see."""
     items, total = await service.list_items(session, viewer, q=q, sort=sort, limit=limit, offset=offset)
-    return ItemPage(items=[ItemRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset)
+    return ItemPage(
+        items=[ItemRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post(

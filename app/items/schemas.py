@@ -18,7 +18,9 @@ class ItemCreate(BaseModel):
 
     title: Title
     description: Description = ""
-    is_private: bool = Field(False, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description)
+    is_private: bool = Field(
+        False, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description
+    )
 
 
 class ItemUpdate(BaseModel):
@@ -28,7 +30,9 @@ class ItemUpdate(BaseModel):
 
     title: Title | None = None
     description: Description | None = None
-    is_private: bool | None = Field(None, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description)
+    is_private: bool | None = Field(
+        None, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description
+    )
 
     @model_validator(mode="before")
     @classmethod

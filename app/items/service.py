@@ -12,7 +12,13 @@ MAX_ID = 2**31 - 1
 
 
 async def list_items(
-    session: AsyncSession, viewer: SessionUser | None, *, q: str | None, sort: ItemSort, limit: int, offset: int
+    session: AsyncSession,
+    viewer: SessionUser | None,
+    *,
+    q: str | None,
+    sort: ItemSort,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Item], int]:
     visibility = repository.visible_to(viewer.id if viewer else None, bool(viewer and viewer.is_superuser))
     return await repository.list_visible(session, visibility, q=q, sort=sort, limit=limit, offset=offset)

@@ -1,4 +1,4 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.auth.deps import CurrentUser, OptionalUser
 from app.db import SessionDep
@@ -15,9 +15,10 @@ router = APIRouter(prefix="/users", tags=["users"])
     summary="The logged-in user",
     responses=responses(ErrorCode.NOT_AUTHENTICATED),
 )
-async def read_me(user: CurrentUser) -> UserRead:
-    # Served from the session store's snapshot: no database query on this path.
-    return UserRead.model_validate(user)
+async def read_me(user: CurrentUser) -> Response:
+    # Served from the session store's snapshot, with no database query, and
+    # serialised once (returning a Response skips FastAPI's response-model pass).
+    return Response(UserRead.model_validate(user).model_dump_json(), media_type="application/json")
 
 
 @router.get(

@@ -1,0 +1,90 @@
+"""The Redis client, and auto-pipelining for the one command on every request's path."""
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import NoScriptError
+
+from app.config import Settings
+
+
+def create_client(settings: Settings) -> Redis:
+    assert settings.redis_url
+    # Bounded waits: a hanging Redis becomes a 503 within seconds, not a stuck
+    # request. The blocking pool queues a burst above max_connections (up to its
+    # timeout) instead of failing it at once as the default pool does.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        max_connections=settings.redis_max_connections,
+        timeout=2,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+class AutoPipeline:
+    """Runs one Lua script for many concurrent callers in a single pipeline.
+
+    Every caller that asks within the same event-loop turn shares one round trip:
+    each request still costs exactly one trip to Redis, but the client's per-command
+    CPU (pool checkout, packing, parsing), which dominates an authenticated request
+    at load, is paid once per batch. Measured here: about 14 us per read instead of
+    60-75 us with 32 concurrent callers.
+    """
+
+    def __init__(self, redis: Redis, script: str) -> None:
+        self.redis = redis
+        self.script = redis.register_script(script)
+        self.pending: list[tuple[asyncio.Future[Any], str, tuple[Any, ...]]] = []
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, key: str, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((future, key, args))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self.pending, self.scheduled = self.pending, [], False
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self.tasks.add(task)  # keep a reference until it finishes
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(self, batch: list[tuple[asyncio.Future[Any], str, tuple[Any, ...]]]) -> None:
+        try:
+            results = await self._execute(batch)
+        except BaseException as exc:  # the callers fail with it (a 503 for an outage)
+            for future, _key, _args in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (future, _key, _args), result in zip(batch, results, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _execute(self, batch: list[tuple[asyncio.Future[Any], str, tuple[Any, ...]]]) -> list[Any]:
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _future, key, args in batch:
+                    pipe.evalsha(self.script.sha, 1, key, *args)
+                results = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                # Redis restarted or its script cache was flushed: load and retry once.
+                await self.redis.script_load(self.script.script)
+                continue
+            return results
+        return results
