@@ -22,7 +22,7 @@ from app.bootstrap import migrate
 from app.config import Settings
 from app.main import create_app
 from app.models import User
-from tests.fixtures.client import ApiClient, Account, login, register
+from tests.fixtures.client import Account, ApiClient, login, register
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -75,7 +75,8 @@ async def redis_prefix() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
+async def redis() -> AsyncIterator[Redis]:
+    """A client on the tests' Redis DB, for looking at what the app stored."""
     client = Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
     await client.aclose()
@@ -143,7 +144,9 @@ async def user(make_client: ClientFactory) -> tuple[ApiClient, Account]:
 
 
 @pytest.fixture
-async def make_admin(app: FastAPI, make_client: ClientFactory) -> Callable[[], Awaitable[tuple[ApiClient, Account]]]:
+async def make_admin(
+    app: FastAPI, make_client: ClientFactory
+) -> Callable[[], Awaitable[tuple[ApiClient, Account]]]:
     """Registers a user, promotes it in the database (as an operator would), logs it in."""
 
     async def make() -> tuple[ApiClient, Account]:

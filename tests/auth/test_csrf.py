@@ -89,7 +89,13 @@ async def test_logout_without_the_token_keeps_the_session(user):
 
 @pytest.mark.parametrize(
     "origin",
-    ["https://evil.example", "null", "https://testserver.evil.example", "http://testserver", "https://testserver:8443"],
+    [
+        "https://evil.example",
+        "null",
+        "https://testserver.evil.example",
+        "http://testserver",
+        "https://testserver:8443",
+    ],
 )
 async def test_foreign_origin_is_refused_even_with_a_valid_token(user, origin):
     client, _ = user
@@ -101,7 +107,9 @@ async def test_foreign_origin_is_refused_even_with_a_valid_token(user, origin):
 
 async def test_own_origin_is_accepted(user):
     client, _ = user
-    response = await client.post(f"{API}/items", json={"title": "mine"}, headers={"Origin": "https://testserver"})
+    response = await client.post(
+        f"{API}/items", json={"title": "mine"}, headers={"Origin": "https://testserver"}
+    )
     assert response.status_code == 201
 
 
@@ -112,14 +120,18 @@ async def test_safe_methods_and_routes_outside_the_api_need_no_token(client):
 
 @pytest.fixture(scope="module")
 async def cors_app(database_url: str, redis_prefix: str) -> AsyncIterator:
-    settings = make_settings(database_url, redis_prefix, cors_origins="https://app.example, https://admin.example")
+    settings = make_settings(
+        database_url, redis_prefix, cors_origins="https://app.example, https://admin.example"
+    )
     async for app in running(create_app(settings)):
         yield app
 
 
 async def test_origins_listed_in_cors_origins_are_accepted(cors_app):
     async with client_factory(cors_app)() as client:
-        account = await register(client, )
+        account = await register(
+            client,
+        )
         response = await client.post(
             f"{API}/auth/login",
             json={"username": account.username, "password": account.password},

@@ -23,7 +23,8 @@ async def test_login_returns_user_csrf_token_and_lifetime(make_client, settings)
     assert body["user"]["roles"] == ["user"]
     assert body["expires_in"] == settings.access_token_expire_minutes * 60
     assert body["csrf_token"] == client.cookies.get("__Host-csrftoken")
-    assert "password" not in response.text and "hashed" not in response.text
+    assert "password" not in response.text
+    assert "hashed" not in response.text
     assert client.session_token not in response.text
 
 
@@ -38,7 +39,9 @@ async def test_login_accepts_username_or_email_in_any_case(make_client):
 async def test_unknown_user_and_wrong_password_get_identical_answers(make_client):
     client = make_client()
     account = await register(client)
-    wrong = await client.post(f"{API}/auth/login", json={"username": account.username, "password": PASSWORD + "x"})
+    wrong = await client.post(
+        f"{API}/auth/login", json={"username": account.username, "password": PASSWORD + "x"}
+    )
     unknown = await client.post(f"{API}/auth/login", json={"username": unique(), "password": PASSWORD})
     unknown_email = await client.post(
         f"{API}/auth/login", json={"username": f"{unique()}@example.com", "password": PASSWORD}
@@ -46,7 +49,11 @@ async def test_unknown_user_and_wrong_password_get_identical_answers(make_client
     for response in (wrong, unknown, unknown_email):
         assert response.status_code == 401
         assert response.json() == {
-            "error": {"code": "invalid_credentials", "message": wrong.json()["error"]["message"], "details": None}
+            "error": {
+                "code": "invalid_credentials",
+                "message": wrong.json()["error"]["message"],
+                "details": None,
+            }
         }
         assert "set-cookie" not in response.headers
 
@@ -55,7 +62,9 @@ async def test_password_is_checked_exactly_as_typed(make_client):
     client = make_client()
     account = await register(client)
     for variant in (PASSWORD.upper(), f" {PASSWORD}", PASSWORD[:-1]):
-        response = await client.post(f"{API}/auth/login", json={"username": account.username, "password": variant})
+        response = await client.post(
+            f"{API}/auth/login", json={"username": account.username, "password": variant}
+        )
         assert response.status_code == 401
 
 
@@ -63,10 +72,14 @@ async def test_inactive_user_is_told_only_after_the_right_password(app, make_cli
     client = make_client()
     account = await register(client)
     await set_active(app, account.id, False)
-    wrong = await client.post(f"{API}/auth/login", json={"username": account.username, "password": "nope-nope-nope"})
+    wrong = await client.post(
+        f"{API}/auth/login", json={"username": account.username, "password": "nope-nope-nope"}
+    )
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "invalid_credentials"
-    right = await client.post(f"{API}/auth/login", json={"username": account.username, "password": account.password})
+    right = await client.post(
+        f"{API}/auth/login", json={"username": account.username, "password": account.password}
+    )
     assert right.status_code == 403
     assert right.json()["error"]["code"] == "user_inactive"
     assert "set-cookie" not in right.headers

@@ -17,7 +17,16 @@ async def test_register_creates_the_user_without_logging_in(client):
     response = await client.post(f"{API}/auth/register", json=data)
     assert response.status_code == 201
     user = response.json()
-    assert set(user) == {"id", "email", "username", "is_active", "is_verified", "is_superuser", "roles", "created_at"}
+    assert set(user) == {
+        "id",
+        "email",
+        "username",
+        "is_active",
+        "is_verified",
+        "is_superuser",
+        "roles",
+        "created_at",
+    }
     assert (user["email"], user["username"]) == (data["email"], data["username"])
     assert (user["is_active"], user["is_verified"], user["is_superuser"]) == (True, False, False)
     assert user["roles"] == ["user"]
@@ -26,7 +35,9 @@ async def test_register_creates_the_user_without_logging_in(client):
     assert (await client.get(f"{API}/users/me")).status_code == 401
 
 
-@pytest.mark.parametrize("extra", [{"is_superuser": True}, {"is_verified": True}, {"id": 1}, {"is_active": False}])
+@pytest.mark.parametrize(
+    "extra", [{"is_superuser": True}, {"is_verified": True}, {"id": 1}, {"is_active": False}]
+)
 async def test_register_refuses_privileged_or_unknown_fields(client, extra):
     data = body()
     response = await client.post(f"{API}/auth/register", json={**data, **extra})
@@ -55,7 +66,10 @@ async def test_password_policy_answers_400_invalid_password(client, password, wh
 
 async def test_password_may_not_contain_the_username_or_the_email_local_part(client):
     name = unique()
-    for password, email in ((f"my-{name.upper()}-pass", f"{unique()}@example.com"), ("xx-mailbox77-xx", "Mailbox77@example.com")):
+    for password, email in (
+        (f"my-{name.upper()}-pass", f"{unique()}@example.com"),
+        ("xx-mailbox77-xx", "Mailbox77@example.com"),
+    ):
         response = await client.post(
             f"{API}/auth/register", json={"email": email, "username": name, "password": password}
         )
@@ -64,7 +78,12 @@ async def test_password_may_not_contain_the_username_or_the_email_local_part(cli
 
 
 async def test_password_lengths_8_and_128_and_passphrases_are_accepted(client):
-    for password in ("kT9#mQ2z", "k" * 64 + "T9#mQ2z" + "q" * 57, "correct horse battery staple", "pässwörd-ünïcode-ok"):
+    for password in (
+        "kT9#mQ2z",
+        "k" * 64 + "T9#mQ2z" + "q" * 57,
+        "correct horse battery staple",
+        "pässwörd-ünïcode-ok",
+    ):
         response = await client.post(f"{API}/auth/register", json=body(password=password))
         assert response.status_code == 201, (len(password), response.text)
 
@@ -91,7 +110,11 @@ async def test_concurrent_registrations_of_one_username_give_exactly_one_201(mak
     async def attempt(i: int, client) -> int:
         response = await client.post(
             f"{API}/auth/register",
-            json={"email": f"{name}.{i}@example.com", "username": name.upper() if i % 2 else name, "password": PASSWORD},
+            json={
+                "email": f"{name}.{i}@example.com",
+                "username": name.upper() if i % 2 else name,
+                "password": PASSWORD,
+            },
         )
         return response.status_code
 
@@ -115,7 +138,13 @@ async def test_concurrent_registrations_of_one_email_give_exactly_one_201(make_c
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"email": "not-an-email"}, {"username": "a@b"}, {"username": "ab"}, {"username": "x" * 51}, {"username": "has space"}],
+    [
+        {"email": "not-an-email"},
+        {"username": "a@b"},
+        {"username": "ab"},
+        {"username": "x" * 51},
+        {"username": "has space"},
+    ],
 )
 async def test_invalid_email_or_username_is_422(client, overrides):
     response = await client.post(f"{API}/auth/register", json=body(**overrides))
