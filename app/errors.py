@@ -1,6 +1,7 @@
 """The contract's error envelope (API.md section 1) and every handler that renders it."""
 
 import logging
+from collections.abc import Mapping
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -112,7 +113,7 @@ def error_response(
     message: str | None = None,
     *,
     details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     status_code: int | None = None,
 ) -> JSONResponse:
     body = {"error": {"code": code.value, "message": message or MESSAGES[code], "details": details}}

@@ -179,12 +179,12 @@ class RedisSessionStore:
 
     async def list_user(self, user_id: int) -> list[SessionInfo]:
         index = f"{self.index_prefix}{user_id}"
-        entries: dict[str, str] = await self.redis.hgetall(index)
+        entries: dict[str, str] = await self.redis.hgetall(index)  # type: ignore[misc]
         if not entries:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for digest in entries.values():
-                pipe.hmget(self.session_prefix + digest, "created", "seen", "ua", "ip")
+                pipe.hmget(self.session_prefix + digest, ["created", "seen", "ua", "ip"])
             rows = await pipe.execute()
         sessions, expired = [], []
         for (sid, _digest), (created, seen, ua, ip) in zip(entries.items(), rows, strict=True):
@@ -193,7 +193,7 @@ class RedisSessionStore:
                 continue
             sessions.append(SessionInfo(sid, user_id, _ts(created), _ts(seen), ua or "", ip or ""))
         if expired:
-            await self.redis.hdel(index, *expired)
+            await self.redis.hdel(index, *expired)  # type: ignore[misc]
         return sorted(sessions, key=lambda s: s.created_at)
 
     async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None:
@@ -205,7 +205,7 @@ class RedisSessionStore:
         await self.redis.delete(f"{self.user_prefix}{user_id}")
 
     async def ping(self) -> None:
-        await self.redis.ping()
+        await self.redis.ping()  # type: ignore[misc]
 
     async def close(self) -> None:
         await self.redis.aclose()

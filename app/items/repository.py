@@ -1,12 +1,14 @@
 """All SQL for items. Visibility is a WHERE clause, so lists and totals agree."""
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.items.schemas import ItemSort
 from app.models import Item
 
-_ORDER = {
+_ORDER: dict[ItemSort, tuple[ColumnElement[Any], ...]] = {
     ItemSort.CREATED_AT: (Item.created_at.asc(), Item.id.asc()),
     ItemSort.CREATED_AT_DESC: (Item.created_at.desc(), Item.id.desc()),
     ItemSort.TITLE: (Item.title.asc(), Item.id.asc()),

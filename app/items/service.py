@@ -3,6 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.sessions import SessionUser
+from app.db import utcnow
 from app.errors import AppError, ErrorCode
 from app.items import repository
 from app.items.schemas import ItemCreate, ItemSort, ItemUpdate
@@ -43,7 +44,15 @@ async def get_item(session: AsyncSession, item_id: int, viewer: SessionUser | No
 
 
 async def create_item(session: AsyncSession, data: ItemCreate, owner: SessionUser) -> Item:
-    item = Item(title=data.title, description=data.description, is_private=data.is_private, owner_id=owner.id)
+    now = utcnow()  # one instant: a new item's updated_at equals its created_at
+    item = Item(
+        title=data.title,
+        description=data.description,
+        is_private=data.is_private,
+        owner_id=owner.id,
+        created_at=now,
+        updated_at=now,
+    )
     return await repository.add(session, item)
 
 
