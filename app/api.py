@@ -7,6 +7,7 @@ and that matching was a tenth of an authenticated request's cost.
 
 from fastapi import FastAPI
 
+from app.auth.recovery import recovery_router
 from app.auth.router import register_router
 from app.auth.router import router as auth_router
 from app.health.router import api_router as health_api_router
@@ -19,5 +20,12 @@ API_PREFIX = "/api/v1"
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(health_router)
-    for router in (users_router, items_router, auth_router, register_router, health_api_router):
+    for router in (
+        users_router,
+        items_router,
+        auth_router,
+        register_router,
+        recovery_router,
+        health_api_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)

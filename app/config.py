@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The value shipped in .env.example: refused in production like any weak key.
@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     first_superuser_username: str | None = None
     first_superuser_password: str | None = None
 
+    # Outgoing mail (reset and verification tokens): SMTP when SMTP_HOST is set, else
+    # the log (app/auth/mail.py), which shows the token only in development and test.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = True
+    # The origin users reach the service at (https://app.example.com), for the links in
+    # mails; never taken from the request's Host header, which a caller chooses. Unset:
+    # the mail carries the token as text only.
+    public_url: str | None = None
+
     @field_validator("environment", "log_level", "cookie_samesite", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -93,6 +106,12 @@ class Settings(BaseSettings):
             raise ValueError("COOKIE_SECURE=false is refused when ENVIRONMENT=production")
         if not self.redis_url:
             raise ValueError("REDIS_URL is required when ENVIRONMENT=production")
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_needs_sender(self) -> "Settings":
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("SMTP_FROM is required when SMTP_HOST is set")
         return self
 
     @property

@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     USER_ALREADY_EXISTS = "user_already_exists"
     LAST_SUPERUSER = "last_superuser"
+    INVALID_TOKEN = "invalid_token"
+    ALREADY_VERIFIED = "already_verified"
     RATE_LIMITED = "rate_limited"
     BAD_REQUEST = "bad_request"
     INTERNAL_ERROR = "internal_error"
@@ -50,6 +52,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.LAST_SUPERUSER: 409,
+    ErrorCode.INVALID_TOKEN: 400,
+    ErrorCode.ALREADY_VERIFIED: 400,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.INTERNAL_ERROR: 500,
@@ -70,6 +74,8 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed.",
     ErrorCode.USER_ALREADY_EXISTS: "A user with this email or username already exists.",
     ErrorCode.LAST_SUPERUSER: "The last active superuser cannot lose that role.",
+    ErrorCode.INVALID_TOKEN: "The token is invalid or expired.",
+    ErrorCode.ALREADY_VERIFIED: "This email address is already verified.",
     ErrorCode.RATE_LIMITED: "Too many requests.",
     ErrorCode.BAD_REQUEST: "Bad request.",
     ErrorCode.INTERNAL_ERROR: "Internal server error.",
@@ -146,6 +152,10 @@ _LIBRARY_CODES: dict[str, ErrorCode] = {
     "UPDATE_USER_INVALID_PASSWORD": ErrorCode.INVALID_PASSWORD,
     "RESET_PASSWORD_INVALID_PASSWORD": ErrorCode.INVALID_PASSWORD,
     "LOGIN_BAD_CREDENTIALS": ErrorCode.INVALID_CREDENTIALS,
+    # One code for a garbage, expired, used or foreign token: which it was is not the caller's business.
+    "RESET_PASSWORD_BAD_TOKEN": ErrorCode.INVALID_TOKEN,
+    "VERIFY_USER_BAD_TOKEN": ErrorCode.INVALID_TOKEN,
+    "VERIFY_USER_ALREADY_VERIFIED": ErrorCode.ALREADY_VERIFIED,
 }
 _STATUS_CODES: dict[int, ErrorCode] = {
     400: ErrorCode.BAD_REQUEST,
@@ -173,7 +183,7 @@ def _from_http_exception(exc: StarletteHTTPException) -> JSONResponse:
     fallback = _STATUS_CODES.get(exc.status_code)
     if fallback is None:
         fallback = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
-    # Library codes we do not map (e.g. RESET_PASSWORD_BAD_TOKEN) stay visible in snake case.
+    # Library codes we do not map stay visible in snake case.
     if isinstance(detail, str) and detail.isupper():
         return error_response(fallback, detail.lower(), headers=exc.headers, status_code=exc.status_code)
     return error_response(fallback, headers=exc.headers, status_code=exc.status_code)

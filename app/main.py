@@ -12,6 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api import include_routers
@@ -19,7 +20,9 @@ from app.auth.backend import SessionCookieTransport
 from app.auth.cache import STORE
 from app.auth.cookies import CookiePolicy
 from app.auth.csrf import CSRF_HEADER, CsrfMiddleware, CsrfSigner
+from app.auth.mail import create_mail_sender
 from app.auth.passwords import dummy_hash
+from app.auth.ratelimit import RateLimits
 from app.auth.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from app.bootstrap import ensure_first_superuser_eventually, migrate
 from app.config import Settings, load_settings
@@ -35,9 +38,7 @@ def create_session_store(settings: Settings) -> SessionStore:
     if not settings.redis_url:
         return MemorySessionStore()
     client = create_client(settings)
-    return RedisSessionStore(
-        client, prefix=settings.redis_key_prefix, index_ttl=settings.refresh_token_seconds
-    )
+    return RedisSessionStore(client, prefix=settings.redis_key_prefix)
 
 
 @asynccontextmanager
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cookies = cookies
     app.state.transport = SessionCookieTransport(cookies)
     app.state.csrf = CsrfSigner(settings.signing_key, max_age=settings.refresh_token_seconds)
+    app.state.rate_limits = RateLimits(settings)
+    app.state.mail_sender = create_mail_sender(settings)
 
     install_error_handlers(app)
     include_routers(app)
@@ -103,6 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", CSRF_HEADER],
         )
     app.add_middleware(RequestContextMiddleware, credential_cookies=(cookies.session, cookies.refresh))
+    # The client address (logs, rate limits, the sessions list) comes from
+    # X-Forwarded-For only when the direct peer is a trusted proxy. uvicorn does the
+    # same from the same FORWARDED_ALLOW_IPS; applying it here too keeps the rule
+    # true under any server, and a second pass changes nothing.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
 
 

@@ -50,6 +50,9 @@ def make_settings(database_url: str, redis_prefix: str, **overrides: object) -> 
         "redis_url": REDIS_URL,
         "redis_key_prefix": redis_prefix,
         "secret_key": SECRET_KEY,
+        # Every in-process client is 127.0.0.1: the rate-limit tests set their own limits.
+        "login_rate_limit": "100000/minute",
+        "register_rate_limit": "100000/hour",
         "first_superuser_email": None,
         "first_superuser_password": None,
         **overrides,

@@ -13,10 +13,12 @@ from fastapi import Depends, Request, Response
 from fastapi_users.authentication import CookieTransport
 from fastapi_users.authentication.strategy import Strategy
 
+from app.audit import client_ip
 from app.auth.cache import snapshot
 from app.auth.cookies import CookiePolicy
 from app.auth.manager import UserDatabase, UserManager
-from app.auth.sessions import SessionStore
+from app.auth.sessions import SessionStore, Tokens
+from app.config import Settings
 from app.db import SessionDep
 from app.models import User
 
@@ -51,38 +53,44 @@ class SessionCookieTransport(CookieTransport):
 
 
 class SessionStrategy(Strategy[User, int]):
-    """Opaque tokens in the session store, recorded with the client that logged in."""
+    """Opaque tokens in the session store, recorded with the client that logged in.
 
-    def __init__(self, store: SessionStore, lifetime: int, *, user_agent: str, ip: str) -> None:
+    `write_token` is the library's protocol; our login route calls `start_login`,
+    which also issues the refresh token of the new login.
+    """
+
+    def __init__(self, store: SessionStore, settings: Settings, *, user_agent: str, ip: str) -> None:
         self.store = store
-        self.lifetime = lifetime
+        self.settings = settings
         self.user_agent = user_agent[:USER_AGENT_MAX]
         self.ip = ip
+
+    async def start_login(self, user: User) -> Tokens:
+        return await self.store.create(
+            snapshot(user),
+            session_ttl=self.settings.access_token_seconds,
+            refresh_ttl=self.settings.refresh_token_seconds,
+            user_agent=self.user_agent,
+            ip=self.ip,
+        )
 
     async def read_token(self, token: str | None, user_manager: UserManager) -> User | None:  # type: ignore[override]
         active = await self.store.read(token) if token else None
         if active is None:
             return None
-        return await user_manager.user_db.get(active.info.user_id)
+        return await user_manager.user_db.get(active.user_id)
 
     async def write_token(self, user: User) -> str:
-        token, _info = await self.store.create(
-            snapshot(user), ttl=self.lifetime, user_agent=self.user_agent, ip=self.ip
-        )
-        return token
+        return (await self.start_login(user)).session
 
-    async def destroy_token(self, token: str, user: User) -> None:  # noqa: ARG002  (protocol signature)
+    async def destroy_token(self, token: str, user: User) -> None:  # noqa: ARG002
         await self.store.revoke(token)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def get_strategy(request: Request) -> SessionStrategy:
     return SessionStrategy(
         request.app.state.session_store,
-        request.app.state.settings.access_token_seconds,
+        request.app.state.settings,
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.auth.cache import snapshot
-from app.auth.sessions import SessionInfo, SessionUser
+from app.auth.sessions import SessionUser
 from app.errors import AppError, ErrorCode
 from app.models import User
 
@@ -14,7 +14,7 @@ from app.models import User
 @dataclass(frozen=True, slots=True)
 class Principal:
     user: SessionUser
-    session: SessionInfo
+    login_id: str  # the login this session belongs to (what /users/me/sessions lists)
 
 
 async def _load_user(request: Request, user_id: int) -> SessionUser | None:
@@ -38,11 +38,11 @@ async def authenticate(request: Request) -> Principal | None:
     active = await state.session_store.read(token)
     if active is None:
         return None
-    user = active.user or await _load_user(request, active.info.user_id)
+    user = active.user or await _load_user(request, active.user_id)
     # A deactivated user's sessions stop working at once, whatever their TTL.
     if user is None or not user.is_active:
         return None
-    return Principal(user, active.info)
+    return Principal(user, active.login_id)
 
 
 # Each dependency below is one function rather than a chain of sub-dependencies:

@@ -4,19 +4,46 @@
 - Login is by username or email; unknown users cost a hash too (timing parity).
 - Hashing runs in a thread (argon2-cffi releases the GIL).
 - The password policy of API.md section 3.
+- Reset and verification mails go out in the background, so that forgot-password
+  answers a known email as fast as an unknown one; a reset ends every session.
 """
 
+import logging
 from typing import Any
 
+import jwt
 from fastapi import Request
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, IntegerIDMixin, exceptions, schemas
+from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import State
 
+from app.auth.mail import run_in_background, send_in_background
 from app.auth.passwords import dummy_hash, hash_password, password_problem, verify_password
 from app.models import User
+
+security_log = logging.getLogger("app.security")
+
+
+def _app_state(request: Request | None) -> State:
+    # The mail sender and the session store live on the app; the library's routers
+    # always pass the request, so only a direct call without one lands here.
+    if request is None:
+        raise RuntimeError("this hook needs the request (its app holds the mail sender and session store)")
+    return request.app.state
+
+
+def _link_or_token(state: State, path: str, token: str) -> str:
+    """A link when the public URL is configured (never built from the Host header, which
+    the caller picks: that would mail the token to an attacker's site), else the token.
+    The token rides in the fragment, which browsers send neither to servers nor in Referer."""
+    base = state.settings.public_url
+    if base:
+        return f"Open this link:\n\n  {base.rstrip('/')}{path}#token={token}"
+    return f"Use this token:\n\n  {token}"
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, int]):
@@ -119,3 +146,74 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
             return await self.user_db.update(user, validated)
         except IntegrityError as exc:
             raise exceptions.UserAlreadyExists() from exc
+
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        """The library's, with the token made in the background: its fingerprint costs an
+        Argon2 hash, and a 202 that waited for one would tell a known email from an unknown
+        one (fastapi-users #1534). The router already answers an unknown email at once."""
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        run_in_background(self._mail_reset_token(user, request))
+
+    async def _mail_reset_token(self, user: User, request: Request | None) -> None:
+        token_data = {
+            "sub": str(user.id),
+            # Binds the token to the current hash: it stops working once the password changes.
+            "password_fgpt": await hash_password(user.hashed_password),
+            "aud": self.reset_password_token_audience,
+        }
+        token = generate_jwt(
+            token_data, self.reset_password_token_secret, self.reset_password_token_lifetime_seconds
+        )
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(self, token: str, password: str, request: Request | None = None) -> User:
+        """The library's, with the fingerprint check (an Argon2 verify) off the event loop."""
+        try:
+            data = decode_jwt(token, self.reset_password_token_secret, [self.reset_password_token_audience])
+            user_id = self.parse_id(data["sub"])
+            fingerprint = data["password_fgpt"]
+        except (jwt.PyJWTError, KeyError, exceptions.InvalidID) as exc:
+            raise exceptions.InvalidResetPasswordToken() from exc
+        user = await self.get(user_id)
+        valid, _ = await verify_password(user.hashed_password, fingerprint)
+        if not valid:
+            raise exceptions.InvalidResetPasswordToken()
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        updated = await self._update(user, {"password": password})
+        await self.on_after_reset_password(updated, request)
+        return updated
+
+    async def on_after_forgot_password(self, user: User, token: str, request: Request | None = None) -> None:
+        state = _app_state(request)
+        minutes = self.reset_password_token_lifetime_seconds // 60
+        body = (
+            f"Someone, hopefully you, asked to reset the password of the account {user.username}.\n"
+            f"{_link_or_token(state, '/reset-password', token)}\n\n"
+            f"It works once, within {minutes} minutes. If you did not ask, ignore this mail:\n"
+            "your password stays as it is."
+        )
+        send_in_background(state.mail_sender, user.email, "Reset your password", body)
+
+    async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:
+        state = _app_state(request)
+        minutes = self.verification_token_lifetime_seconds // 60
+        body = (
+            f"Confirm that this address belongs to the account {user.username}.\n"
+            f"{_link_or_token(state, '/verify', token)}\n\n"
+            f"It works within {minutes} minutes. If you did not ask, ignore this mail."
+        )
+        send_in_background(state.mail_sender, user.email, "Verify your email address", body)
+
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        # Runs after the new hash is flushed and before the request's commit. Revoking
+        # first fails safe: if Redis is down nothing commits (the caller gets 503 and may
+        # retry with the same token); if the commit fails, the user logs in again with the
+        # old password. A login that read the old hash before the commit can still finish
+        # after it (sessions are not bound to the password): a narrow window, left open.
+        revoked = await _app_state(request).session_store.revoke_user(user.id)
+        security_log.info(
+            "password reset",
+            extra={"event": "password_reset", "actor": user.id, "sessions_revoked": revoked},
+        )

@@ -1,17 +1,19 @@
-"""Auth routes (API.md section 3): CSRF token, register (fastapi-users), login, logout."""
+"""Auth routes (API.md section 3): CSRF token, register (fastapi-users), login, refresh, logout."""
 
-import logging
+from logging import WARNING
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_users.router import get_register_router
 
-from app.auth.backend import StrategyDep, UserManagerDep, client_ip, get_user_manager
-from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest
+from app.audit import audit
+from app.auth.backend import StrategyDep, UserManagerDep, get_user_manager
+from app.auth.deps import CurrentPrincipal
+from app.auth.ratelimit import per_ip
+from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead
+from app.auth.sessions import RefreshOutcome, Tokens
 from app.errors import AppError, ErrorCode, error_response, responses
 from app.users.schemas import UserCreate, UserRead
-
-security_log = logging.getLogger("app.security")
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -19,22 +21,44 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 register_router = APIRouter(prefix="/auth", tags=["auth"])
 register_router.include_router(
     get_register_router(get_user_manager, UserRead, UserCreate),  # type: ignore[arg-type]
+    dependencies=[per_ip()],
     responses=responses(
         ErrorCode.INVALID_PASSWORD,
         ErrorCode.USER_ALREADY_EXISTS,
         ErrorCode.VALIDATION_ERROR,
         ErrorCode.CSRF_FAILED,
+        ErrorCode.RATE_LIMITED,
     ),
 )
 
 
-def _set_csrf(request: Request, response: JSONResponse, token: str) -> None:
-    request.app.state.cookies.set_csrf(response, token, request.app.state.csrf.max_age)
+def _set_csrf(request: Request, response: Response, token: str, max_age: int | None = None) -> None:
+    state = request.app.state
+    state.cookies.set_csrf(response, token, max_age or state.csrf.max_age)
+
+
+def _hand_over(request: Request, response: Response, tokens: Tokens) -> str:
+    """Set the cookies of a new session (login or refresh); returns the new CSRF token."""
+    state = request.app.state
+    state.transport.set_cookie(response, tokens.session)
+    state.cookies.set_refresh(response, tokens.refresh, tokens.refresh_ttl)
+    csrf_token: str = state.csrf.issue(tokens.session)
+    # Bound to this session, so it expires with it (a fresh one comes with each refresh).
+    _set_csrf(request, response, csrf_token, tokens.session_ttl)
+    return csrf_token
+
+
+def _clear_cookies(request: Request, response: Response) -> None:
+    state = request.app.state
+    state.transport.clear_cookie(response)
+    state.cookies.clear_refresh(response)
+    state.cookies.clear_csrf(response)
 
 
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
 async def get_csrf_token(request: Request) -> JSONResponse:
-    """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE."""
+    """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
+    The token is bound to the session cookie the browser holds now (none before login)."""
     token = request.app.state.csrf.issue(request.cookies.get(request.app.state.cookies.session))
     response = JSONResponse({"csrf_token": token})
     _set_csrf(request, response, token)
@@ -50,66 +74,128 @@ async def get_csrf_token(request: Request) -> JSONResponse:
         ErrorCode.USER_INACTIVE,
         ErrorCode.VALIDATION_ERROR,
         ErrorCode.CSRF_FAILED,
+        ErrorCode.RATE_LIMITED,
     ),
 )
 async def login(
     request: Request, body: LoginRequest, manager: UserManagerDep, strategy: StrategyDep
 ) -> JSONResponse:
-    """Sets the session cookie and a fresh CSRF cookie. A session cookie sent with the
-    request is revoked: a session the server did not issue at this login is never kept."""
+    """Sets the session, refresh and CSRF cookies. A session (and its refresh token) sent
+    with the request is revoked: a session the server did not issue at this login is never kept."""
     state = request.app.state
+    # Counted before the password is checked, so guessing costs the guesser, not the hasher.
+    await state.rate_limits.check_login(request, body.username)
     user = await manager.authenticate_login(body.username, body.password)
     if user is None:
-        security_log.info(
-            "login failed", extra={"event": "login", "outcome": "failure", "ip": client_ip(request)}
-        )
+        audit(request, "login", "failure")
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     # Only after the right password: otherwise this answer would reveal the account.
     if not user.is_active:
-        security_log.info(
-            "login refused: inactive",
-            extra={"event": "login", "outcome": "inactive", "actor": user.id, "ip": client_ip(request)},
-        )
+        audit(request, "login", "inactive", actor=user.id)
         raise AppError(ErrorCode.USER_INACTIVE)
 
-    presented = request.cookies.get(state.cookies.session)
-    if presented:
+    cookies = state.cookies
+    if presented := request.cookies.get(cookies.session):
         await state.session_store.revoke(presented)
-    token = await strategy.write_token(user)
+    if presented_refresh := request.cookies.get(cookies.refresh):
+        await state.session_store.revoke_refresh(presented_refresh)
+    tokens = await strategy.start_login(user)
 
-    csrf_token = state.csrf.issue(token)
+    response = JSONResponse({})
+    csrf_token = _hand_over(request, response, tokens)
     body_out = LoginRead(
-        user=UserRead.model_validate(user),
-        csrf_token=csrf_token,
-        expires_in=state.settings.access_token_seconds,
+        user=UserRead.model_validate(user), csrf_token=csrf_token, expires_in=tokens.session_ttl
     )
-    response = JSONResponse(body_out.model_dump(mode="json"))
-    state.transport.set_cookie(response, token)
-    _set_csrf(request, response, csrf_token)
+    response.body = response.render(body_out.model_dump(mode="json"))
+    response.headers["content-length"] = str(len(response.body))
     await manager.on_after_login(user, request, response)
-    security_log.info(
-        "login", extra={"event": "login", "outcome": "success", "actor": user.id, "ip": client_ip(request)}
+    audit(request, "login", "success", actor=user.id, login=tokens.login_id)
+    return response
+
+
+@router.post(
+    "/refresh",
+    response_model=RefreshRead,
+    summary="Rotate the session and refresh tokens",
+    responses=responses(ErrorCode.INVALID_REFRESH_TOKEN, ErrorCode.CSRF_FAILED),
+)
+async def refresh(request: Request) -> JSONResponse:
+    """Uses the refresh cookie (sent only to /api/v1/auth). Both tokens are replaced and
+    the old pair revoked at once; the login's absolute lifetime is never extended.
+
+    A refresh token that was already rotated is refused: within
+    REFRESH_REUSE_GRACE_SECONDS (two tabs refreshing at once) nothing else happens;
+    later, it is treated as stolen and the whole login is revoked."""
+    state = request.app.state
+    token = request.cookies.get(state.cookies.refresh)
+    if not token:
+        raise AppError(ErrorCode.INVALID_REFRESH_TOKEN)
+    settings = state.settings
+    result = await state.session_store.refresh(
+        token, session_ttl=settings.access_token_seconds, grace=settings.refresh_reuse_grace_seconds
     )
+    if result.outcome is RefreshOutcome.ROTATED and result.tokens is not None:
+        response = JSONResponse({})
+        csrf_token = _hand_over(request, response, result.tokens)
+        body = RefreshRead(csrf_token=csrf_token, expires_in=result.tokens.session_ttl)
+        response.body = response.render(body.model_dump())
+        response.headers["content-length"] = str(len(response.body))
+        audit(request, "refresh", "success", actor=result.user_id, login=result.login_id)
+        return response
+    if result.outcome is RefreshOutcome.GRACE:
+        # A concurrent tab already rotated it: change nothing, not even the cookies,
+        # which the browser has meanwhile replaced with the new pair.
+        audit(request, "refresh", "grace", actor=result.user_id, login=result.login_id)
+        raise AppError(ErrorCode.INVALID_REFRESH_TOKEN)
+    if result.outcome is RefreshOutcome.REUSED:
+        audit(
+            request,
+            "refresh_reuse",
+            "login_revoked",
+            actor=result.user_id,
+            login=result.login_id,
+            level=WARNING,
+        )
+    else:
+        audit(request, "refresh", "invalid", actor=result.user_id)
+    response = error_response(ErrorCode.INVALID_REFRESH_TOKEN)
+    _clear_cookies(request, response)
     return response
 
 
 @router.post(
     "/logout",
     response_model=Detail,
-    summary="Log out: revoke this session and clear the cookies",
+    summary="Log out: revoke this session and its refresh token, clear the cookies",
     responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED),
 )
 async def logout(request: Request) -> JSONResponse:
     """The cookies are cleared even when the session was already gone (then 401)."""
     state = request.app.state
-    token = request.cookies.get(state.cookies.session)
-    revoked = bool(token) and await state.session_store.revoke(token)
+    store = state.session_store
+    session = request.cookies.get(state.cookies.session)
+    refresh_token = request.cookies.get(state.cookies.refresh)
+    # Both, whichever is still alive: a refresh token outliving its session is a login too.
+    revoked = bool(session) and await store.revoke(session)
+    revoked = (bool(refresh_token) and await store.revoke_refresh(refresh_token)) or revoked
     if revoked:
         response = JSONResponse({"detail": "Logged out"})
-        security_log.info("logout", extra={"event": "logout", "outcome": "success", "ip": client_ip(request)})
+        audit(request, "logout", "success")
     else:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
-    state.transport.clear_cookie(response)
-    state.cookies.clear_refresh(response)
-    state.cookies.clear_csrf(response)
+    _clear_cookies(request, response)
+    return response
+
+
+@router.post(
+    "/logout-all",
+    response_model=Detail,
+    summary="Log out everywhere: revoke every session of the user",
+    responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED),
+)
+async def logout_all(request: Request, principal: CurrentPrincipal) -> JSONResponse:
+    count = await request.app.state.session_store.revoke_user(principal.user.id)
+    audit(request, "logout_all", "success", actor=principal.user.id, revoked=count)
+    response = JSONResponse({"detail": "Logged out everywhere"})
+    _clear_cookies(request, response)
     return response

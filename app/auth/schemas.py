@@ -22,3 +22,8 @@ class LoginRead(BaseModel):
 
 class Detail(BaseModel):
     detail: str
+
+
+class RefreshRead(BaseModel):
+    csrf_token: str = Field(description="The value of the CSRF cookie set with this response.")
+    expires_in: int = Field(description="Lifetime of the new session in seconds.")

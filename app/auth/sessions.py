@@ -1,25 +1,38 @@
-"""Server-side session records: Redis in deployment, a dict on the embedded default.
+"""Server-side sessions: Redis in deployment, a dict on the embedded default.
+
+A *login* (what users see as "a session" and can list and revoke) starts when a
+password is typed and lasts at most REFRESH_TOKEN_EXPIRE_DAYS. It owns exactly one
+live session token (the cookie every request carries, ACCESS_TOKEN_EXPIRE_MINUTES)
+and one live refresh token. Refreshing rotates both; the rotated refresh token is
+kept, marked, until the login's end, so that presenting it again is recognised as
+reuse (RFC 9700 4.14.2): within REFRESH_REUSE_GRACE_SECONDS it is a second tab and
+changes nothing; later it revokes the whole login, and no other login of the user.
 
 Layout in Redis (every key starts with REDIS_KEY_PREFIX):
-  s:<sha256(token)>  hash  uid, sid, created, seen, ua, ip     TTL = session lifetime
-  us:<user id>       hash  sid -> sha256(token)                the per-user index
-  u:<user id>        string  JSON snapshot of the user          the hot-path user cache
+  s:<sha256(session token)>  hash  uid, fam                  TTL = session lifetime
+  r:<sha256(refresh token)>  hash  uid, fam, rot (rotated at) TTL = rest of the login
+  f:<login id>               hash  uid, created, seen, ua, ip, exp, s, r   (the login)
+  uf:<user id>               set   login ids of the user (revoke all, list)
+  u:<user id>                string JSON snapshot of the user (the hot-path cache)
 
-Redis never holds a usable token: the cookie's value is only ever hashed. `sid` is
-a separate random id, the one shown to users when they list their sessions.
+Redis never holds a usable token: cookies are only ever hashed. The login id is a
+separate random value, the one shown to users. Every change is one Lua script, so
+concurrent refreshes of one token cannot both succeed. The scripts build key names
+from the prefix, so they assume one Redis server (not Cluster).
 
-An authenticated request costs one round trip (a Lua script reads the session,
-bumps last-seen at most once a minute, and returns the user snapshot); the
-snapshot is written through after every committed change of the user (see
-app/auth/cache.py), so it never disagrees with PostgreSQL for longer than a commit.
+An authenticated request costs one round trip (app/redis.py AutoPipeline): the read
+script checks the session and its login, bumps last-seen at most once a minute and
+returns the user snapshot, which app/auth/cache.py keeps true after every commit.
 """
 
 import hashlib
 import json
+import math
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -57,7 +70,9 @@ class SessionUser:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionInfo:
+class LoginInfo:
+    """One login as its user sees it in the list of sessions."""
+
     id: str
     user_id: int
     created_at: datetime
@@ -68,8 +83,35 @@ class SessionInfo:
 
 @dataclass(frozen=True, slots=True)
 class ActiveSession:
-    info: SessionInfo
+    user_id: int
+    login_id: str
     user: SessionUser | None  # None: not cached, the caller loads it and caches it
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a login or a refresh hands to the browser."""
+
+    session: str
+    refresh: str
+    session_ttl: int
+    refresh_ttl: int  # what is left of the login's absolute lifetime
+    login_id: str
+
+
+class RefreshOutcome(StrEnum):
+    ROTATED = "rotated"
+    GRACE = "grace"  # already rotated, within the grace period: a concurrent tab
+    REUSED = "reused"  # already rotated, after the grace period: the login is revoked
+    INVALID = "invalid"  # unknown, expired or revoked
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    outcome: RefreshOutcome
+    user_id: int | None = None
+    login_id: str | None = None
+    tokens: Tokens | None = field(default=None)
 
 
 def token_hash(token: str) -> str:
@@ -80,129 +122,254 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)  # 256 bits
 
 
+def new_login_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _usable(token: str | None) -> bool:
+    return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH
+
+
 def _ts(value: str | float) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
 class SessionStore(Protocol):
     async def create(
-        self, user: SessionUser, *, ttl: int, user_agent: str, ip: str
-    ) -> tuple[str, SessionInfo]: ...
+        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+    ) -> Tokens: ...
     async def read(self, token: str) -> ActiveSession | None: ...
+    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult: ...
     async def revoke(self, token: str) -> bool: ...
-    async def revoke_user(self, user_id: int) -> int: ...
-    async def list_user(self, user_id: int) -> list[SessionInfo]: ...
+    async def revoke_refresh(self, token: str) -> bool: ...
+    async def revoke_login(self, user_id: int, login_id: str) -> bool: ...
+    async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int: ...
+    async def list_user(self, user_id: int) -> list[LoginInfo]: ...
     async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None: ...
     async def forget_user(self, user_id: int) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
 
-_READ = """
-local s = redis.call('HMGET', KEYS[1], 'uid', 'sid', 'created', 'seen', 'ua', 'ip')
-if not s[1] then return false end
-if tonumber(ARGV[1]) - tonumber(s[4]) >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
-  s[4] = ARGV[1]
+# Shared by the scripts below: end one login, its live tokens and its index entry.
+_DROP = """
+local function drop(p, fam)
+  local fk = p .. 'f:' .. fam
+  local f = redis.call('HMGET', fk, 'uid', 's', 'r')
+  if not f[1] then return 0 end
+  if f[2] then redis.call('DEL', p .. 's:' .. f[2]) end
+  if f[3] then redis.call('DEL', p .. 'r:' .. f[3]) end
+  redis.call('DEL', fk)
+  redis.call('SREM', p .. 'uf:' .. f[1], fam)
+  return 1
 end
-s[7] = redis.call('GET', ARGV[3] .. s[1]) or ''
--- One bulk string rather than a seven-element array: cheaper for the client to parse.
-return cjson.encode(s)
 """
 
-_REVOKE = """
-local s = redis.call('HMGET', KEYS[1], 'uid', 'sid')
-if not s[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', ARGV[1] .. s[1], s[2])
+_READ = """
+local s = redis.call('HMGET', KEYS[1], 'uid', 'fam')
+if not s[1] then return false end
+local fk = ARGV[3] .. 'f:' .. s[2]
+local seen = redis.call('HGET', fk, 'seen')
+if not seen then return false end
+if tonumber(ARGV[1]) - tonumber(seen) >= tonumber(ARGV[2]) then
+  redis.call('HSET', fk, 'seen', ARGV[1])
+end
+local u = redis.call('GET', ARGV[3] .. 'u:' .. s[1]) or ''
+-- One bulk string rather than an array: cheaper for the client to parse.
+return cjson.encode({s[1], s[2], u})
+"""
+
+_CREATE = """
+local p, now = ARGV[1], ARGV[2]
+local sttl, rttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local uid, fam, sh, rh = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local sk, rk, fk, idx = p .. 's:' .. sh, p .. 'r:' .. rh, p .. 'f:' .. fam, p .. 'uf:' .. uid
+redis.call('HSET', sk, 'uid', uid, 'fam', fam)
+redis.call('EXPIRE', sk, sttl)
+redis.call('HSET', rk, 'uid', uid, 'fam', fam, 'rot', '')
+redis.call('EXPIRE', rk, rttl)
+redis.call('HSET', fk, 'uid', uid, 'created', now, 'seen', now, 'ua', ARGV[9], 'ip', ARGV[10],
+  'exp', tonumber(now) + rttl, 's', sh, 'r', rh)
+redis.call('EXPIRE', fk, rttl)
+redis.call('SADD', idx, fam)
+if redis.call('TTL', idx) < rttl then redis.call('EXPIRE', idx, rttl) end
+redis.call('SET', p .. 'u:' .. uid, ARGV[11], 'EX', ARGV[12])
 return 1
 """
 
-_REVOKE_USER = """
-local hashes = redis.call('HVALS', KEYS[1])
-local n = 0
-for _, h in ipairs(hashes) do n = n + redis.call('DEL', ARGV[1] .. h) end
+_REFRESH = (
+    _DROP
+    + """
+local p, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local r = redis.call('HMGET', KEYS[1], 'uid', 'fam', 'rot')
+if not r[1] then return {'invalid'} end
+if r[3] ~= '' then
+  if now - tonumber(r[3]) <= grace then return {'grace', r[1], r[2]} end
+  drop(p, r[2])
+  return {'reused', r[1], r[2]}
+end
+local fk = p .. 'f:' .. r[2]
+local f = redis.call('HMGET', fk, 's', 'exp')
+if not f[2] then return {'invalid', r[1], r[2]} end
+local left = math.floor(tonumber(f[2]) - now)
+if left <= 0 then
+  drop(p, r[2])
+  return {'invalid', r[1], r[2]}
+end
+-- Kept, marked as rotated, until the login ends: a later replay is then recognised.
+redis.call('HSET', KEYS[1], 'rot', ARGV[2])
+if f[1] then redis.call('DEL', p .. 's:' .. f[1]) end
+local sttl = math.min(tonumber(ARGV[6]), left)
+local sk, rk = p .. 's:' .. ARGV[4], p .. 'r:' .. ARGV[5]
+redis.call('HSET', sk, 'uid', r[1], 'fam', r[2])
+redis.call('EXPIRE', sk, sttl)
+redis.call('HSET', rk, 'uid', r[1], 'fam', r[2], 'rot', '')
+redis.call('EXPIRE', rk, left)
+redis.call('HSET', fk, 's', ARGV[4], 'r', ARGV[5], 'seen', ARGV[2])
+return {'rotated', r[1], r[2], sttl, left}
+"""
+)
+
+_REVOKE_SESSION = (
+    _DROP
+    + """
+local fam = redis.call('HGET', KEYS[1], 'fam')
+if not fam then return 0 end
 redis.call('DEL', KEYS[1])
+return drop(ARGV[1], fam)
+"""
+)
+
+_REVOKE_REFRESH = (
+    _DROP
+    + """
+local r = redis.call('HMGET', KEYS[1], 'fam', 'rot')
+if not r[1] or r[2] ~= '' then return 0 end
+return drop(ARGV[1], r[1])
+"""
+)
+
+_REVOKE_LOGIN = (
+    _DROP
+    + """
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 then return 0 end
+return drop(ARGV[1], ARGV[2])
+"""
+)
+
+_REVOKE_USER = (
+    _DROP
+    + """
+local n = 0
+for _, fam in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if fam ~= ARGV[2] then n = n + drop(ARGV[1], fam) end
+end
 return n
 """
+)
 
 
 class RedisSessionStore:
-    def __init__(self, redis: Redis, *, prefix: str, index_ttl: int) -> None:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
         self.redis = redis
-        self.session_prefix = f"{prefix}s:"
-        self.index_prefix = f"{prefix}us:"
-        self.user_prefix = f"{prefix}u:"
-        self.index_ttl = index_ttl
+        self.prefix = prefix
         self._read = AutoPipeline(redis, _READ)
-        self._revoke = redis.register_script(_REVOKE)
+        self._create = redis.register_script(_CREATE)
+        self._refresh = redis.register_script(_REFRESH)
+        self._revoke_session = redis.register_script(_REVOKE_SESSION)
+        self._revoke_refresh = redis.register_script(_REVOKE_REFRESH)
+        self._revoke_login = redis.register_script(_REVOKE_LOGIN)
         self._revoke_user = redis.register_script(_REVOKE_USER)
 
     async def create(
-        self, user: SessionUser, *, ttl: int, user_agent: str, ip: str
-    ) -> tuple[str, SessionInfo]:
-        token, sid, now = new_token(), secrets.token_urlsafe(12), time.time()
-        key = self.session_prefix + token_hash(token)
-        index = f"{self.index_prefix}{user.id}"
-        record = {"uid": user.id, "sid": sid, "created": now, "seen": now, "ua": user_agent, "ip": ip}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=record)
-            pipe.expire(key, ttl)
-            pipe.hset(index, sid, token_hash(token))
-            pipe.expire(index, max(ttl, self.index_ttl))
-            pipe.set(f"{self.user_prefix}{user.id}", user.dumps(), ex=USER_CACHE_SECONDS)
-            await pipe.execute()
-        info = SessionInfo(sid, user.id, _ts(now), _ts(now), user_agent, ip)
-        return token, info
+        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+    ) -> Tokens:
+        session, refresh, login_id = new_token(), new_token(), new_login_id()
+        await self._create(
+            args=[
+                self.prefix, time.time(), min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
+                token_hash(session), token_hash(refresh), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
+            ]
+        )  # fmt: skip
+        return Tokens(session, refresh, min(session_ttl, refresh_ttl), refresh_ttl, login_id)
 
     async def read(self, token: str) -> ActiveSession | None:
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not _usable(token):
             return None
-        key = self.session_prefix + token_hash(token)
-        row = await self._read(key, time.time(), SEEN_RESOLUTION_SECONDS, self.user_prefix)
+        key = f"{self.prefix}s:{token_hash(token)}"
+        row = await self._read(key, time.time(), SEEN_RESOLUTION_SECONDS, self.prefix)
         if not row:
             return None
-        uid, sid, created, seen, ua, ip, cached = json.loads(row)
-        info = SessionInfo(sid, int(uid), _ts(created), _ts(seen), ua or "", ip or "")
-        return ActiveSession(info, SessionUser.loads(cached) if cached else None)
+        uid, login_id, cached = json.loads(row)
+        return ActiveSession(int(uid), login_id, SessionUser.loads(cached) if cached else None)
+
+    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
+        if not _usable(token):
+            return RefreshResult(RefreshOutcome.INVALID)
+        session, refresh = new_token(), new_token()
+        row = await self._refresh(
+            keys=[f"{self.prefix}r:{token_hash(token)}"],
+            args=[self.prefix, time.time(), grace, token_hash(session), token_hash(refresh), session_ttl],
+        )
+        outcome = RefreshOutcome(row[0])
+        user_id = int(row[1]) if len(row) > 1 else None
+        login_id = row[2] if len(row) > 2 else None
+        if outcome is not RefreshOutcome.ROTATED:
+            return RefreshResult(outcome, user_id, login_id)
+        tokens = Tokens(session, refresh, int(row[3]), int(row[4]), str(login_id))
+        return RefreshResult(outcome, user_id, login_id, tokens)
 
     async def revoke(self, token: str) -> bool:
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not _usable(token):
             return False
-        key = self.session_prefix + token_hash(token)
-        return bool(await self._revoke(keys=[key], args=[self.index_prefix]))
-
-    async def revoke_user(self, user_id: int) -> int:
-        return int(
-            await self._revoke_user(keys=[f"{self.index_prefix}{user_id}"], args=[self.session_prefix])
+        return bool(
+            await self._revoke_session(keys=[f"{self.prefix}s:{token_hash(token)}"], args=[self.prefix])
         )
 
-    async def list_user(self, user_id: int) -> list[SessionInfo]:
-        index = f"{self.index_prefix}{user_id}"
-        entries: dict[str, str] = await self.redis.hgetall(index)  # type: ignore[misc]
-        if not entries:
+    async def revoke_refresh(self, token: str) -> bool:
+        if not _usable(token):
+            return False
+        return bool(
+            await self._revoke_refresh(keys=[f"{self.prefix}r:{token_hash(token)}"], args=[self.prefix])
+        )
+
+    async def revoke_login(self, user_id: int, login_id: str) -> bool:
+        return bool(
+            await self._revoke_login(keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, login_id])
+        )
+
+    async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int:
+        return int(
+            await self._revoke_user(keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, keep or ""])
+        )
+
+    async def list_user(self, user_id: int) -> list[LoginInfo]:
+        index = f"{self.prefix}uf:{user_id}"
+        login_ids: set[str] = await self.redis.smembers(index)  # type: ignore[misc]
+        if not login_ids:
             return []
+        ordered = sorted(login_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for digest in entries.values():
-                pipe.hmget(self.session_prefix + digest, ["created", "seen", "ua", "ip"])
+            for login_id in ordered:
+                pipe.hmget(f"{self.prefix}f:{login_id}", ["created", "seen", "ua", "ip"])
             rows = await pipe.execute()
-        sessions, expired = [], []
-        for (sid, _digest), (created, seen, ua, ip) in zip(entries.items(), rows, strict=True):
+        logins, gone = [], []
+        for login_id, (created, seen, ua, ip) in zip(ordered, rows, strict=True):
             if created is None:
-                expired.append(sid)
+                gone.append(login_id)
                 continue
-            sessions.append(SessionInfo(sid, user_id, _ts(created), _ts(seen), ua or "", ip or ""))
-        if expired:
-            await self.redis.hdel(index, *expired)  # type: ignore[misc]
-        return sorted(sessions, key=lambda s: s.created_at)
+            logins.append(LoginInfo(login_id, user_id, _ts(created), _ts(seen), ua or "", ip or ""))
+        if gone:
+            await self.redis.srem(index, *gone)  # type: ignore[misc]
+        return sorted(logins, key=lambda login: login.created_at)
 
     async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None:
         await self.redis.set(
-            f"{self.user_prefix}{user.id}", user.dumps(), ex=USER_CACHE_SECONDS, nx=only_if_absent
+            f"{self.prefix}u:{user.id}", user.dumps(), ex=USER_CACHE_SECONDS, nx=only_if_absent
         )
 
     async def forget_user(self, user_id: int) -> None:
-        await self.redis.delete(f"{self.user_prefix}{user_id}")
+        await self.redis.delete(f"{self.prefix}u:{user_id}")
 
     async def ping(self) -> None:
         await self.redis.ping()  # type: ignore[misc]
@@ -212,72 +379,121 @@ class RedisSessionStore:
 
 
 @dataclass(slots=True)
-class _MemorySession:
-    info: SessionInfo
+class _Login:
+    info: LoginInfo
     expires: float
+    session: str  # token hashes
+    refresh: str
 
 
 class MemorySessionStore:
-    """The embedded default's store: one process, lost on restart (development only)."""
+    """The embedded default's store: the same rules in one process, lost on restart."""
 
     def __init__(self) -> None:
-        self.sessions: dict[str, _MemorySession] = {}
-        self.index: dict[int, dict[str, str]] = {}
+        self.sessions: dict[str, tuple[str, float]] = {}  # hash -> (login id, expires)
+        self.refreshes: dict[str, tuple[str, float, float | None]] = {}  # hash -> (login, expires, rotated)
+        self.logins: dict[str, _Login] = {}
         self.users: dict[int, SessionUser] = {}
 
-    def _live(self, digest: str) -> _MemorySession | None:
-        entry = self.sessions.get(digest)
-        if entry is not None and entry.expires <= time.time():
-            self._drop(digest)
+    def _login(self, login_id: str) -> _Login | None:
+        login = self.logins.get(login_id)
+        if login is not None and login.expires <= time.time():
+            self._drop(login_id)
             return None
-        return entry
+        return login
 
-    def _drop(self, digest: str) -> None:
-        entry = self.sessions.pop(digest, None)
-        if entry is not None:
-            self.index.get(entry.info.user_id, {}).pop(entry.info.id, None)
-
-    async def create(
-        self, user: SessionUser, *, ttl: int, user_agent: str, ip: str
-    ) -> tuple[str, SessionInfo]:
-        token, now = new_token(), time.time()
-        info = SessionInfo(secrets.token_urlsafe(12), user.id, _ts(now), _ts(now), user_agent, ip)
-        digest = token_hash(token)
-        self.sessions[digest] = _MemorySession(info, now + ttl)
-        self.index.setdefault(user.id, {})[info.id] = digest
-        self.users[user.id] = user
-        return token, info
-
-    async def read(self, token: str) -> ActiveSession | None:
-        if not token or len(token) > MAX_TOKEN_LENGTH:
-            return None
-        digest = token_hash(token)
-        entry = self._live(digest)
-        if entry is None:
-            return None
-        now = time.time()
-        if now - entry.info.last_seen_at.timestamp() >= SEEN_RESOLUTION_SECONDS:
-            info = entry.info
-            entry.info = SessionInfo(
-                info.id, info.user_id, info.created_at, _ts(now), info.user_agent, info.ip
-            )
-        return ActiveSession(entry.info, self.users.get(entry.info.user_id))
-
-    async def revoke(self, token: str) -> bool:
-        digest = token_hash(token)
-        if self._live(digest) is None:
+    def _drop(self, login_id: str) -> bool:
+        login = self.logins.pop(login_id, None)
+        if login is None:
             return False
-        self._drop(digest)
+        self.sessions.pop(login.session, None)
+        self.refreshes.pop(login.refresh, None)
         return True
 
-    async def revoke_user(self, user_id: int) -> int:
-        digests = list(self.index.pop(user_id, {}).values())
-        return sum(self.sessions.pop(d, None) is not None for d in digests)
+    def _issue(self, login: _Login, session_ttl: int) -> Tokens:
+        now = time.time()
+        session, refresh = new_token(), new_token()
+        login.session, login.refresh = token_hash(session), token_hash(refresh)
+        ttl = min(session_ttl, math.floor(login.expires - now))
+        self.sessions[login.session] = (login.info.id, now + ttl)
+        self.refreshes[login.refresh] = (login.info.id, login.expires, None)
+        return Tokens(session, refresh, ttl, math.floor(login.expires - now), login.info.id)
 
-    async def list_user(self, user_id: int) -> list[SessionInfo]:
-        digests = list(self.index.get(user_id, {}).values())
-        live = [entry for d in digests if (entry := self._live(d)) is not None]
-        return sorted((entry.info for entry in live), key=lambda s: s.created_at)
+    async def create(
+        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+    ) -> Tokens:
+        now = time.time()
+        info = LoginInfo(new_login_id(), user.id, _ts(now), _ts(now), user_agent, ip)
+        login = _Login(info, now + refresh_ttl, "", "")
+        self.logins[info.id] = login
+        self.users[user.id] = user
+        return self._issue(login, session_ttl)
+
+    async def read(self, token: str) -> ActiveSession | None:
+        if not _usable(token):
+            return None
+        entry = self.sessions.get(token_hash(token))
+        now = time.time()
+        if entry is None or entry[1] <= now:
+            return None
+        login = self._login(entry[0])
+        if login is None:
+            return None
+        info = login.info
+        if now - info.last_seen_at.timestamp() >= SEEN_RESOLUTION_SECONDS:
+            login.info = LoginInfo(info.id, info.user_id, info.created_at, _ts(now), info.user_agent, info.ip)
+        return ActiveSession(info.user_id, info.id, self.users.get(info.user_id))
+
+    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
+        digest = token_hash(token) if _usable(token) else ""
+        entry = self.refreshes.get(digest)
+        now = time.time()
+        if entry is None or entry[1] <= now:
+            return RefreshResult(RefreshOutcome.INVALID)
+        login_id, _expires, rotated = entry
+        login = self.logins.get(login_id)
+        user_id = login.info.user_id if login else None
+        if rotated is not None:
+            if now - rotated <= grace:
+                return RefreshResult(RefreshOutcome.GRACE, user_id, login_id)
+            self._drop(login_id)
+            return RefreshResult(RefreshOutcome.REUSED, user_id, login_id)
+        login = self._login(login_id)
+        if login is None:
+            return RefreshResult(RefreshOutcome.INVALID, user_id, login_id)
+        self.refreshes[digest] = (login_id, login.expires, now)
+        self.sessions.pop(login.session, None)
+        tokens = self._issue(login, session_ttl)
+        login.info = LoginInfo(
+            login.info.id,
+            login.info.user_id,
+            login.info.created_at,
+            _ts(now),
+            login.info.user_agent,
+            login.info.ip,
+        )
+        return RefreshResult(RefreshOutcome.ROTATED, login.info.user_id, login_id, tokens)
+
+    async def revoke(self, token: str) -> bool:
+        entry = self.sessions.get(token_hash(token)) if _usable(token) else None
+        return entry is not None and self._drop(entry[0])
+
+    async def revoke_refresh(self, token: str) -> bool:
+        entry = self.refreshes.get(token_hash(token)) if _usable(token) else None
+        return entry is not None and entry[2] is None and self._drop(entry[0])
+
+    async def revoke_login(self, user_id: int, login_id: str) -> bool:
+        login = self.logins.get(login_id)
+        return login is not None and login.info.user_id == user_id and self._drop(login_id)
+
+    async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int:
+        mine = [lid for lid, login in self.logins.items() if login.info.user_id == user_id and lid != keep]
+        return sum(self._drop(login_id) for login_id in mine)
+
+    async def list_user(self, user_id: int) -> list[LoginInfo]:
+        mine = [lid for lid, login in list(self.logins.items()) if login.info.user_id == user_id]
+        live = [login for lid in mine if (login := self._login(lid)) is not None]
+        return sorted((login.info for login in live), key=lambda info: info.created_at)
 
     async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None:
         if only_if_absent and user.id in self.users:

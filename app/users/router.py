@@ -1,10 +1,13 @@
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response, status
 
-from app.auth.deps import CurrentUser, OptionalUser
+from app.audit import audit
+from app.auth import account
+from app.auth.backend import UserManagerDep
+from app.auth.deps import CurrentPrincipal, CurrentUser, OptionalUser
 from app.db import SessionDep
-from app.errors import ErrorCode, responses
+from app.errors import AppError, ErrorCode, responses
 from app.users import service
-from app.users.schemas import UserPublic, UserRead
+from app.users.schemas import SessionRead, UserPublic, UserRead, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -19,6 +22,73 @@ async def read_me(user: CurrentUser) -> Response:
     # Served from the session store's snapshot, with no database query, and
     # serialised once (returning a Response skips FastAPI's response-model pass).
     return Response(UserRead.model_validate(user).model_dump_json(), media_type="application/json")
+
+
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    summary="Change your username, email or password",
+    responses=responses(
+        ErrorCode.INVALID_CURRENT_PASSWORD,
+        ErrorCode.INVALID_PASSWORD,
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.CSRF_FAILED,
+        ErrorCode.USER_ALREADY_EXISTS,
+        ErrorCode.VALIDATION_ERROR,
+    ),
+)
+async def update_me(
+    request: Request,
+    data: UserUpdateMe,
+    session: SessionDep,
+    manager: UserManagerDep,
+    principal: CurrentPrincipal,
+) -> UserRead:
+    """`current_password` is required to change `email` or `password`. A new password
+    ends every other session of the user; this one stays. A new email is unverified."""
+    user = await account.update_me(session, manager, request.app.state.session_store, principal, data)
+    return UserRead.model_validate(user)
+
+
+@router.get(
+    "/me/sessions",
+    response_model=list[SessionRead],
+    summary="Your sessions (one per login), oldest first",
+    responses=responses(ErrorCode.NOT_AUTHENTICATED),
+)
+async def list_my_sessions(request: Request, principal: CurrentPrincipal) -> list[SessionRead]:
+    logins = await request.app.state.session_store.list_user(principal.user.id)
+    return [
+        SessionRead(
+            id=login.id,
+            created_at=login.created_at,
+            last_seen_at=login.last_seen_at,
+            user_agent=login.user_agent,
+            ip=login.ip,
+            current=login.id == principal.login_id,
+        )
+        for login in logins
+    ]
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of your sessions",
+    responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND, ErrorCode.CSRF_FAILED),
+)
+async def delete_my_session(request: Request, session_id: str, principal: CurrentPrincipal) -> Response:
+    """Ending the current session is a logout: its cookies are cleared too."""
+    state = request.app.state
+    if not await state.session_store.revoke_login(principal.user.id, session_id):
+        raise AppError(ErrorCode.NOT_FOUND, "Session not found.")
+    audit(request, "session_revoked", "success", actor=principal.user.id, login=session_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if session_id == principal.login_id:
+        state.transport.clear_cookie(response)
+        state.cookies.clear_refresh(response)
+        state.cookies.clear_csrf(response)
+    return response
 
 
 @router.get(

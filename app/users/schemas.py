@@ -1,7 +1,15 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
 
 Username = Annotated[
     str,
@@ -53,3 +61,41 @@ class UserCreate(BaseModel):
 
     def create_update_dict_superuser(self) -> dict[str, object]:
         return self.model_dump()
+
+
+class UserUpdateMe(BaseModel):
+    """What a user may change about themselves. `is_superuser`, `is_active` and
+    `is_verified` are not fields here, so sending them is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username | None = None
+    email: EmailStr | None = Field(None, max_length=320)
+    password: Password | None = None
+    current_password: Password | None = Field(
+        None, description="Required to change `email` or `password`, not for `username` alone."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(key for key, value in data.items() if value is None)
+            if nulls:
+                raise ValueError(f"fields may be omitted but not null: {', '.join(nulls)}")
+        return data
+
+    def create_update_dict(self) -> dict[str, Any]:
+        """The changes, as fastapi-users' manager expects them."""
+        return self.model_dump(exclude_unset=True, exclude={"current_password"})
+
+
+class SessionRead(BaseModel):
+    """One login of the user: `id` is not a token and cannot be used as one."""
+
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    user_agent: str
+    ip: str
+    current: bool

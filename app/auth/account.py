@@ -1,0 +1,47 @@
+"""A user changing their own account (PATCH /users/me): the rules fastapi-users leaves out."""
+
+from fastapi_users import exceptions
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.deps import Principal
+from app.auth.manager import UserManager
+from app.auth.passwords import verify_password
+from app.auth.sessions import SessionStore
+from app.errors import AppError, ErrorCode
+from app.models import User
+from app.users.schemas import UserUpdateMe
+
+# Changing these needs the current password (ASVS 6.2.3, 7.5.1): a borrowed or
+# stolen session alone must not be enough to take the account over.
+SENSITIVE = frozenset({"email", "password"})
+
+
+async def update_me(
+    session: AsyncSession, manager: UserManager, store: SessionStore, principal: Principal, data: UserUpdateMe
+) -> User:
+    changes = data.create_update_dict()
+    user = await session.get(User, principal.user.id)
+    if user is None:  # deleted between the session check and now
+        raise AppError(ErrorCode.NOT_AUTHENTICATED)
+    if SENSITIVE & changes.keys():
+        if data.current_password is None:
+            raise AppError(
+                ErrorCode.INVALID_CURRENT_PASSWORD,
+                "current_password is required to change email or password.",
+            )
+        verified, _ = await verify_password(data.current_password, user.hashed_password)
+        if not verified:
+            raise AppError(ErrorCode.INVALID_CURRENT_PASSWORD)
+    if not changes:
+        return user
+    try:
+        updated = await manager.update(data, user, safe=True)  # type: ignore[arg-type]
+    except exceptions.UserAlreadyExists as exc:
+        raise AppError(ErrorCode.USER_ALREADY_EXISTS) from exc
+    except exceptions.InvalidPasswordException as exc:
+        raise AppError(ErrorCode.INVALID_PASSWORD, str(exc.reason)) from exc
+    if "password" in changes:
+        # Before the commit: if the store is unreachable nothing is changed (503),
+        # rather than a new password with the old sessions still alive.
+        await store.revoke_user(user.id, keep=principal.login_id)
+    return updated

@@ -1,0 +1,89 @@
+"""Rate limits (API.md section 3) with slowapi, counted in Redis (in memory on the
+embedded default), failing closed.
+
+slowapi's decorator needs the limit key before the endpoint runs, but the login
+limit is also per submitted username, which is in the JSON body; and its checks are
+synchronous Redis calls that would stall the event loop while Redis is slow. So we
+configure slowapi's Limiter (storage, strategy, key prefix, no silent fallback) and
+hit its `limits` strategy from a worker thread, after the body is parsed. An
+unreachable Redis raises, which answers 503: never "no limit".
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Depends, Request
+from limits import RateLimitItem, parse
+from slowapi import Limiter
+
+from app.audit import audit, client_ip
+from app.config import Settings
+from app.errors import AppError, ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    login: RateLimitItem
+    register: RateLimitItem
+
+
+class RateLimits:
+    def __init__(self, settings: Settings) -> None:
+        options: dict[str, object] = {}
+        if settings.redis_url:
+            storage_uri = settings.redis_url
+            options = {
+                "key_prefix": f"{settings.redis_key_prefix}rl",
+                # A hanging Redis must become a 503 within seconds, as for sessions.
+                "socket_timeout": 2,
+                "socket_connect_timeout": 2,
+            }
+        else:
+            storage_uri = "memory://"
+        self.limiter = Limiter(
+            key_func=client_ip,
+            storage_uri=storage_uri,
+            storage_options=options,  # type: ignore[arg-type]
+            strategy="moving-window",
+            swallow_errors=False,
+            in_memory_fallback_enabled=False,
+            # slowapi also reads RATELIMIT_* variables (environment, .env); we set none.
+        )
+        self.limits = Limits(
+            login=parse(settings.login_rate_limit), register=parse(settings.register_rate_limit)
+        )
+
+    def _hit(self, item: RateLimitItem, *identifiers: str) -> int | None:
+        """None when allowed, else the seconds until the window frees a slot."""
+        strategy = self.limiter.limiter
+        if strategy.hit(item, *identifiers):
+            return None
+        reset_at = strategy.get_window_stats(item, *identifiers).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    async def check(self, request: Request, item: RateLimitItem, scope: str, *identifiers: str) -> None:
+        retry_after = await anyio.to_thread.run_sync(self._hit, item, scope, *identifiers)
+        if retry_after is not None:
+            audit(request, "rate_limited", "denied", scope=scope)
+            raise AppError(ErrorCode.RATE_LIMITED, headers={"Retry-After": str(retry_after)})
+
+    async def check_login(self, request: Request, username: str) -> None:
+        """Per client IP and, separately, per submitted username or email (case-folded),
+        so that neither rotating usernames from one address nor rotating addresses
+        against one account escapes the limit."""
+        await self.check(request, self.limits.login, "login-ip", client_ip(request))
+        await self.check(request, self.limits.login, "login-user", username.casefold())
+
+
+async def _per_ip(request: Request) -> None:
+    limits: RateLimits = request.app.state.rate_limits
+    # Counted per route (its path), so that one route's traffic never uses up another's.
+    await limits.check(request, limits.limits.register, request.url.path, client_ip(request))
+
+
+def per_ip() -> Any:
+    """A dependency limiting a route per client IP at REGISTER_RATE_LIMIT."""
+    return Depends(_per_ip)

@@ -1,0 +1,48 @@
+"""Password reset and email verification (API.md section 3): fastapi-users' routers.
+
+The library's errors become our envelope in app/errors.py; the mails and the
+revocation of sessions after a reset are UserManager hooks (app/auth/manager.py).
+"""
+
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+from fastapi_users.router import get_reset_password_router, get_verify_router
+
+from app.auth.backend import get_user_manager
+from app.auth.ratelimit import per_ip
+from app.errors import ErrorCode, responses
+from app.users.schemas import UserRead
+
+# Per library route name: the errors it answers besides 422 and 403 `csrf_failed`.
+_ERRORS: dict[str, tuple[ErrorCode, ...]] = {
+    "reset:forgot_password": (),
+    "reset:reset_password": (ErrorCode.INVALID_TOKEN, ErrorCode.INVALID_PASSWORD),
+    "verify:request-token": (),
+    "verify:verify": (ErrorCode.INVALID_TOKEN, ErrorCode.ALREADY_VERIFIED),
+}
+
+
+def _in_our_envelope(router: APIRouter) -> APIRouter:
+    # The library documents its own `{"detail": ...}` 400 bodies, and a route's own
+    # `responses` win over include_router's: replace them so the OpenAPI shows what we send.
+    # A route the library adds in a later version is a KeyError here, not an undocumented route.
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.responses = responses(
+                *_ERRORS[route.name],
+                ErrorCode.VALIDATION_ERROR,
+                ErrorCode.CSRF_FAILED,
+                ErrorCode.RATE_LIMITED,
+            )
+    return router
+
+
+recovery_router = APIRouter(prefix="/auth", tags=["auth"])
+# Each route limited per client IP on its own count (forgot-password and
+# request-verify-token send mail; reset and verify take guessable input).
+recovery_router.include_router(
+    _in_our_envelope(get_reset_password_router(get_user_manager)), dependencies=[per_ip()]
+)
+recovery_router.include_router(
+    _in_our_envelope(get_verify_router(get_user_manager, UserRead)), dependencies=[per_ip()]
+)
