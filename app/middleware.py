@@ -2,9 +2,11 @@
 
 import logging
 import re
+import socket
 import uuid
 from contextvars import ContextVar
 
+import asyncpg.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from starlette.datastructures import Headers, MutableHeaders
@@ -28,13 +30,34 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.TimeoutError,
     ConnectionError,
     TimeoutError,
+    # The database host name does not resolve: a stopped container's name, a DNS outage.
+    # asyncpg raises it raw from connect (a plain OSError, not a ConnectionError).
+    socket.gaierror,
+    # PostgreSQL's own refusals, which SQLAlchemy's asyncpg dialect wraps in a plain
+    # DBAPIError (or, from connect, not at all): class 57, statement_timeout (a lock wait
+    # or an overloaded server), shutting down, "the database system is starting up"
+    # while it restarts; class 53, too many connections, out of memory or disk; class 08.
+    # Found by tests/faults: a statement_timeout answered 500.
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.PostgresConnectionError,
 )
+_MAX_CAUSES = 5
 
 
 def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OUTAGE_ERRORS) or isinstance(exc.__cause__, OUTAGE_ERRORS)
+    # Down the `raise ... from` chain: SQLAlchemy wraps the driver's exception two levels
+    # deep (DBAPIError <- the dialect's adapter error <- asyncpg's own).
+    cause: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if cause is None:
+            return False
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, OUTAGE_ERRORS):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class RequestContextMiddleware:

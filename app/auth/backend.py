@@ -40,9 +40,6 @@ class SessionCookieTransport(CookieTransport):
     def set_cookie(self, response: Response, token: str) -> Response:
         return self._set_login_cookie(response, token)
 
-    def clear_cookie(self, response: Response) -> Response:
-        return self._set_logout_cookie(response)
-
     def _set_login_cookie(self, response: Response, token: str) -> Response:
         self.policy.set_session(response, token)
         return response

@@ -100,3 +100,9 @@ class CookiePolicy:
             "set-cookie",
             self._header(self.csrf, "", max_age=0, path="/", http_only=False, samesite="Strict"),
         )
+
+    def clear_all(self, response: Response) -> None:
+        """Logout, in the browser: the session, refresh and CSRF cookies."""
+        self.clear_session(response)
+        self.clear_refresh(response)
+        self.clear_csrf(response)

@@ -5,6 +5,7 @@ from logging import WARNING
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_users.router import get_register_router
+from pydantic import BaseModel
 
 from app.audit import audit
 from app.auth.backend import StrategyDep, UserManagerDep, get_user_manager
@@ -37,22 +38,15 @@ def _set_csrf(request: Request, response: Response, token: str, max_age: int | N
     state.cookies.set_csrf(response, token, max_age or state.csrf.max_age)
 
 
-def _hand_over(request: Request, response: Response, tokens: Tokens) -> str:
-    """Set the cookies of a new session (login or refresh); returns the new CSRF token."""
+def _hand_over(request: Request, body: BaseModel, tokens: Tokens, csrf_token: str) -> JSONResponse:
+    """The response of a new session (login or refresh): `body` and the three cookies."""
     state = request.app.state
+    response = JSONResponse(body.model_dump(mode="json"))
     state.transport.set_cookie(response, tokens.session)
     state.cookies.set_refresh(response, tokens.refresh, tokens.refresh_ttl)
-    csrf_token: str = state.csrf.issue(tokens.session)
     # Bound to this session, so it expires with it (a fresh one comes with each refresh).
     _set_csrf(request, response, csrf_token, tokens.session_ttl)
-    return csrf_token
-
-
-def _clear_cookies(request: Request, response: Response) -> None:
-    state = request.app.state
-    state.transport.clear_cookie(response)
-    state.cookies.clear_refresh(response)
-    state.cookies.clear_csrf(response)
+    return response
 
 
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
@@ -101,13 +95,11 @@ async def login(
         await state.session_store.revoke_refresh(presented_refresh)
     tokens = await strategy.start_login(user)
 
-    response = JSONResponse({})
-    csrf_token = _hand_over(request, response, tokens)
+    csrf_token = state.csrf.issue(tokens.session)
     body_out = LoginRead(
         user=UserRead.model_validate(user), csrf_token=csrf_token, expires_in=tokens.session_ttl
     )
-    response.body = response.render(body_out.model_dump(mode="json"))
-    response.headers["content-length"] = str(len(response.body))
+    response = _hand_over(request, body_out, tokens, csrf_token)
     await manager.on_after_login(user, request, response)
     audit(request, "login", "success", actor=user.id, login=tokens.login_id)
     return response
@@ -135,11 +127,9 @@ async def refresh(request: Request) -> JSONResponse:
         token, session_ttl=settings.access_token_seconds, grace=settings.refresh_reuse_grace_seconds
     )
     if result.outcome is RefreshOutcome.ROTATED and result.tokens is not None:
-        response = JSONResponse({})
-        csrf_token = _hand_over(request, response, result.tokens)
+        csrf_token = state.csrf.issue(result.tokens.session)
         body = RefreshRead(csrf_token=csrf_token, expires_in=result.tokens.session_ttl)
-        response.body = response.render(body.model_dump())
-        response.headers["content-length"] = str(len(response.body))
+        response = _hand_over(request, body, result.tokens, csrf_token)
         audit(request, "refresh", "success", actor=result.user_id, login=result.login_id)
         return response
     if result.outcome is RefreshOutcome.GRACE:
@@ -159,7 +149,7 @@ async def refresh(request: Request) -> JSONResponse:
     else:
         audit(request, "refresh", "invalid", actor=result.user_id)
     response = error_response(ErrorCode.INVALID_REFRESH_TOKEN)
-    _clear_cookies(request, response)
+    request.app.state.cookies.clear_all(response)
     return response
 
 
@@ -183,7 +173,7 @@ async def logout(request: Request) -> JSONResponse:
         audit(request, "logout", "success")
     else:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
-    _clear_cookies(request, response)
+    request.app.state.cookies.clear_all(response)
     return response
 
 
@@ -197,5 +187,5 @@ async def logout_all(request: Request, principal: CurrentPrincipal) -> JSONRespo
     count = await request.app.state.session_store.revoke_user(principal.user.id)
     audit(request, "logout_all", "success", actor=principal.user.id, revoked=count)
     response = JSONResponse({"detail": "Logged out everywhere"})
-    _clear_cookies(request, response)
+    request.app.state.cookies.clear_all(response)
     return response

@@ -85,9 +85,7 @@ async def delete_my_session(request: Request, session_id: str, principal: Curren
     audit(request, "session_revoked", "success", actor=principal.user.id, login=session_id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if session_id == principal.login_id:
-        state.transport.clear_cookie(response)
-        state.cookies.clear_refresh(response)
-        state.cookies.clear_csrf(response)
+        state.cookies.clear_all(response)
     return response
 
 
