@@ -1,0 +1,139 @@
+"""Redis (sessions, and the login limiter) down or hanging: fail closed, say so, heal by itself.
+
+Security notes §4.8 F1, F3 and F5, on a redis-server the test owns (tests/faults/conftest.py).
+"""
+
+import pytest
+
+from tests.faults.helpers import (
+    all_at_once,
+    assert_all_unavailable,
+    create_item,
+    eventually,
+    login_as,
+    logout,
+    me,
+    refresh,
+    sets_session_cookie,
+    timed,
+)
+from tests.fixtures.client import login, register
+
+pytestmark = pytest.mark.slow
+
+
+async def test_redis_stopped_fails_closed_then_serves_again_after_a_restart(stack):
+    session_cookie = stack.app.state.cookies.session
+    user = stack.client()
+    await login(user, await register(user))
+    visitor = stack.client()
+    account = await register(visitor)  # the visitor will try to log in as this one
+    await visitor.csrf_token()
+
+    stack.redis.stop()
+
+    results = await all_at_once(
+        {
+            "GET /users/me": me(user),
+            "POST /items": create_item(user),
+            "POST /auth/logout": logout(user),
+            "POST /auth/refresh": refresh(user),
+            "login": login_as(visitor, account),
+            "GET /health": stack.client().get("/health"),
+        }
+    )
+    # Never 401 (a silent logout), never 200 (a session nobody can check), never 500.
+    assert_all_unavailable(results)
+    health, _elapsed = results["GET /health"]
+    assert health.json()["error"]["details"] == {"redis": "unavailable"}
+    login_response, _elapsed = results["login"]
+    assert not sets_session_cookie(login_response, session_cookie)
+    assert visitor.session_token is None
+    # A 503 clears no cookie (that would be a logout): the user can retry either call later.
+    for what in ("POST /auth/logout", "POST /auth/refresh"):
+        response, _elapsed = results[what]
+        assert not response.headers.get_list("set-cookie"), what
+    assert user.session_token is not None
+
+    live, elapsed = await timed(stack.client().get("/healthz"))
+    assert live.status_code == 200
+    assert elapsed < 1
+
+    await stack.redis.restart()
+
+    await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
+    # This Redis persists nothing, so the session died with it: 401 is the truth now, not a
+    # silent logout (the hang test shows a session that survives its outage keeps working).
+    gone, _elapsed = await timed(me(user))
+    assert gone.status_code == 401, gone.text
+    relogin = await eventually(lambda: login_as(visitor, account), 200, "login")
+    assert sets_session_cookie(relogin, session_cookie)
+    assert (await me(visitor)).status_code == 200
+
+
+@pytest.mark.parametrize("fault", ["stop", "hang"])
+async def test_redis_unreachable_refuses_every_login_attempt_even_a_wrong_password(stack, fault):
+    # The login limiter counts in Redis: without it, guesses would be unlimited (F2). More
+    # attempts than the default LOGIN_RATE_LIMIT of 5/minute, and none is judged.
+    visitor = stack.client()
+    account = await register(visitor)
+    await visitor.csrf_token()
+
+    if fault == "stop":
+        stack.redis.stop()
+    else:
+        stack.redis.hang()
+
+    results = await all_at_once(
+        {f"wrong password #{n}": login_as(visitor, account, password=f"guess-{n}-xyz") for n in range(10)}
+    )
+    assert_all_unavailable(results)
+
+
+async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resumes(stack):
+    session_cookie = stack.app.state.cookies.session
+    user = stack.client()
+    user_account = await register(user)
+    await login(user, user_account)
+    # Logout and refresh get sessions of their own: Redis may still run what they sent once it
+    # resumes (the bytes wait in its socket buffer), so they may take effect after their 503.
+    leaving = stack.client()
+    await login(leaving, await register(leaving))
+    refreshing = stack.client()
+    await login(refreshing, await register(refreshing))
+    visitor = stack.client()
+    account = await register(visitor)
+    await visitor.csrf_token()
+    token = user.session_token
+    assert (await create_item(user)).status_code == 201
+
+    stack.redis.hang()
+
+    results = await all_at_once(
+        {
+            "GET /users/me": me(user),
+            "POST /items": create_item(user),
+            "POST /auth/logout": logout(leaving),
+            "POST /auth/refresh": refresh(refreshing),
+            "login": login_as(visitor, account),
+            "GET /health": stack.client().get("/health"),
+        }
+    )
+    assert_all_unavailable(results)
+    health, _elapsed = results["GET /health"]
+    assert health.json()["error"]["details"] == {"redis": "unavailable"}
+    login_response, _elapsed = results["login"]
+    assert not sets_session_cookie(login_response, session_cookie)
+    live, elapsed = await timed(stack.client().get("/healthz"))
+    assert live.status_code == 200
+    assert elapsed < 1
+
+    stack.redis.resume()
+
+    # The same cookie, the same app process: nothing was logged out by the outage.
+    assert user.session_token == token
+    mine = await eventually(lambda: me(user), 200, "GET /users/me")
+    assert mine.json()["id"] == user_account.id
+    await eventually(lambda: create_item(user), 201, "POST /items")
+    await eventually(lambda: login_as(visitor, account), 200, "login")
+    await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
