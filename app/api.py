@@ -5,8 +5,10 @@ an intermediate /api/v1 router: FastAPI matches nested inclusions level by level
 and that matching was a tenth of an authenticated request's cost.
 """
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from app.admin.router import router as admin_router
+from app.auth.deps import current_superuser
 from app.auth.recovery import recovery_router
 from app.auth.router import register_router
 from app.auth.router import router as auth_router
@@ -29,3 +31,5 @@ def include_routers(app: FastAPI) -> None:
         health_api_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    # Guarded here, once for every admin route: none can be added without it.
+    app.include_router(admin_router, prefix=API_PREFIX, dependencies=[Depends(current_superuser)])

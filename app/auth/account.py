@@ -1,6 +1,5 @@
 """A user changing their own account (PATCH /users/me): the rules fastapi-users leaves out."""
 
-from fastapi_users import exceptions
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import Principal
@@ -34,12 +33,7 @@ async def update_me(
             raise AppError(ErrorCode.INVALID_CURRENT_PASSWORD)
     if not changes:
         return user
-    try:
-        updated = await manager.update(data, user, safe=True)  # type: ignore[arg-type]
-    except exceptions.UserAlreadyExists as exc:
-        raise AppError(ErrorCode.USER_ALREADY_EXISTS) from exc
-    except exceptions.InvalidPasswordException as exc:
-        raise AppError(ErrorCode.INVALID_PASSWORD, str(exc.reason)) from exc
+    updated = await manager.apply_changes(data, user, safe=True)
     if "password" in changes:
         # Before the commit: if the store is unreachable nothing is changed (503),
         # rather than a new password with the old sessions still alive.

@@ -23,6 +23,7 @@ from starlette.datastructures import State
 
 from app.auth.mail import run_in_background, send_in_background
 from app.auth.passwords import dummy_hash, hash_password, password_problem, verify_password
+from app.errors import AppError, ErrorCode
 from app.models import User
 
 security_log = logging.getLogger("app.security")
@@ -146,6 +147,16 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
             return await self.user_db.update(user, validated)
         except IntegrityError as exc:
             raise exceptions.UserAlreadyExists() from exc
+
+    async def apply_changes(self, changes: Any, user: User, *, safe: bool) -> User:
+        """`update` with the library's exceptions as our errors, so callers outside
+        app/auth/ never handle fastapi-users types. `changes` has `create_update_dict()`."""
+        try:
+            return await self.update(changes, user, safe=safe)
+        except exceptions.UserAlreadyExists as exc:
+            raise AppError(ErrorCode.USER_ALREADY_EXISTS) from exc
+        except exceptions.InvalidPasswordException as exc:
+            raise AppError(ErrorCode.INVALID_PASSWORD, str(exc.reason)) from exc
 
     async def forgot_password(self, user: User, request: Request | None = None) -> None:
         """The library's, with the token made in the background: its fingerprint costs an

@@ -1,0 +1,1 @@
+"""Superuser administration of user accounts (API.md section 5)."""

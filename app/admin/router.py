@@ -1,0 +1,147 @@
+"""Superuser routes. The superuser guard is applied once, where app/api.py includes
+this router; the handlers still ask for `SuperUser` to know the actor (FastAPI runs
+the dependency once per request and hands both the same result)."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.admin import service
+from app.admin.schemas import AdminUserPage, AdminUserUpdate
+from app.audit import audit
+from app.auth.backend import UserManagerDep
+from app.auth.deps import SuperUser
+from app.db import SessionDep
+from app.errors import AppError, ErrorCode, responses
+from app.users.schemas import UserRead
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+GUARD = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR)
+WRITE = (*GUARD, ErrorCode.CSRF_FAILED)
+
+
+@contextmanager
+def audited(
+    request: Request, action: str, actor: int, target: int | None, **fields: Any
+) -> Iterator[dict[str, Any]]:
+    """One `app.audit` record per admin action: success, denied (the last superuser)
+    or failed (unknown user, taken name, weak password). The caller may add fields to
+    the yielded dict; field names and counts only, never a submitted value."""
+    event = f"admin.{action}"
+    try:
+        yield fields
+    except AppError as exc:
+        outcome = "denied" if exc.code is ErrorCode.LAST_SUPERUSER else "failed"
+        audit(
+            request,
+            event,
+            outcome,
+            actor=actor,
+            target=target,
+            level=logging.WARNING,
+            code=exc.code.value,
+            **fields,
+        )
+        raise
+    audit(request, event, "success", actor=actor, target=target, **fields)
+
+
+@router.get(
+    "/users",
+    response_model=AdminUserPage,
+    summary="List users (admin)",
+    responses=responses(*GUARD),
+)
+async def list_users(
+    request: Request,
+    session: SessionDep,
+    admin: SuperUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    q: Annotated[
+        str | None, Query(max_length=320, description="Matches username or email, any case.")
+    ] = None,
+    is_active: Annotated[bool | None, Query(description="Only active (`true`) or inactive users.")] = None,
+) -> AdminUserPage:
+    """Ordered by id. `total` counts every user matching `q` and `is_active`."""
+    with audited(request, "list_users", admin.id, None):
+        users, total = await service.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
+    return AdminUserPage(
+        items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/users/{user_id}",
+    response_model=UserRead,
+    summary="Read any user (admin)",
+    responses=responses(*GUARD, ErrorCode.NOT_FOUND),
+)
+async def get_user(request: Request, user_id: int, session: SessionDep, admin: SuperUser) -> UserRead:
+    with audited(request, "get_user", admin.id, user_id):
+        user = await service.get_user(session, user_id)
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserRead,
+    summary="Change any user (admin)",
+    responses=responses(
+        *WRITE,
+        ErrorCode.INVALID_PASSWORD,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USER_ALREADY_EXISTS,
+        ErrorCode.LAST_SUPERUSER,
+    ),
+)
+async def update_user(
+    request: Request,
+    user_id: int,
+    data: AdminUserUpdate,
+    session: SessionDep,
+    manager: UserManagerDep,
+    admin: SuperUser,
+) -> UserRead:
+    """Omitted fields stay as they are; null is refused. Deactivation, demotion or a new
+    password ends every session of the user at once. A new email is unverified unless
+    `is_verified` is sent too. The last active superuser cannot be deactivated or demoted
+    (409 `last_superuser`), not even by themselves."""
+    store = request.app.state.session_store
+    with audited(request, "update_user", admin.id, user_id, fields=sorted(data.changes())):
+        user = await service.update_user(session, manager, store, user_id, data)
+    return UserRead.model_validate(user)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete any user, with their items and sessions (admin)",
+    responses=responses(*WRITE, ErrorCode.NOT_FOUND, ErrorCode.LAST_SUPERUSER),
+)
+async def delete_user(request: Request, user_id: int, session: SessionDep, admin: SuperUser) -> Response:
+    """The last active superuser cannot be deleted (409 `last_superuser`)."""
+    with audited(request, "delete_user", admin.id, user_id):
+        await service.delete_user(session, request.app.state.session_store, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/users/{user_id}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End every session of a user (admin)",
+    responses=responses(*WRITE, ErrorCode.NOT_FOUND),
+)
+async def revoke_user_sessions(
+    request: Request, user_id: int, session: SessionDep, admin: SuperUser
+) -> Response:
+    """The user stays; they log in again with their password."""
+    with audited(request, "revoke_sessions", admin.id, user_id) as fields:
+        fields["sessions_revoked"] = await service.revoke_sessions(
+            session, request.app.state.session_store, user_id
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,77 @@
+"""Admin rules (API.md section 5): the last active superuser stays, and a user who
+loses access loses their sessions before the change commits. Never commits."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin import repository
+from app.admin.schemas import AdminUserUpdate
+from app.auth.manager import UserManager
+from app.auth.sessions import SessionStore
+from app.errors import AppError, ErrorCode
+from app.models import User
+
+MAX_ID = 2**31 - 1  # the column is a 32-bit integer; larger ids cannot exist
+
+
+async def list_users(
+    session: AsyncSession, *, q: str | None, is_active: bool | None, limit: int, offset: int
+) -> tuple[list[User], int]:
+    return await repository.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await repository.get(session, user_id) if 1 <= user_id <= MAX_ID else None
+    if user is None:
+        raise AppError(ErrorCode.NOT_FOUND, "User not found.")
+    return user
+
+
+async def _guarded_user(session: AsyncSession, user_id: int) -> User:
+    """The user, read after locking the active superusers; 409 if they are the last one.
+
+    For a change that would take `user_id` out of the active superusers. The lock
+    comes first so that the user and the count are both read after any concurrent
+    demotion has committed.
+    """
+    if not 1 <= user_id <= MAX_ID:
+        raise AppError(ErrorCode.NOT_FOUND, "User not found.")
+    superusers = await repository.lock_active_superusers(session)
+    user = await get_user(session, user_id)
+    if superusers == {user.id}:
+        raise AppError(ErrorCode.LAST_SUPERUSER)
+    return user
+
+
+async def update_user(
+    session: AsyncSession, manager: UserManager, store: SessionStore, user_id: int, data: AdminUserUpdate
+) -> User:
+    changes = data.changes()
+    if changes.get("is_active") is False or changes.get("is_superuser") is False:
+        user = await _guarded_user(session, user_id)
+    else:
+        user = await get_user(session, user_id)
+    if not changes:
+        return user
+    was_active, was_superuser = user.is_active, user.is_superuser
+    # The manager checks uniqueness, applies the password policy and hashes off
+    # the event loop, exactly as for registration and PATCH /users/me.
+    updated = await manager.apply_changes(data, user, safe=False)
+    lost_access = (was_active and not updated.is_active) or (was_superuser and not updated.is_superuser)
+    if lost_access or "password" in changes:
+        # Before the commit: if the store is unreachable nothing changes (503), rather
+        # than a deactivated user, a demoted admin or a new password with live sessions.
+        await store.revoke_user(updated.id)
+    return updated
+
+
+async def delete_user(session: AsyncSession, store: SessionStore, user_id: int) -> None:
+    user = await _guarded_user(session, user_id)
+    # Before the commit, as above. app/auth/cache.py revokes once more after it, which
+    # also ends a login that slipped in between.
+    await store.revoke_user(user.id)
+    await repository.delete(session, user)
+
+
+async def revoke_sessions(session: AsyncSession, store: SessionStore, user_id: int) -> int:
+    user = await get_user(session, user_id)
+    return await store.revoke_user(user.id)
