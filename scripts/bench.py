@@ -16,11 +16,24 @@ the end), a Redis key prefix of its own (`bench:<random>:` on DB 14, deleted at 
 end), one server process on a free port (stopped at the end, also on failure).
 It installs nothing: it needs `wrk` (Debian: `apt-get install wrk`).
 
+Then, on the same server process, a second benchmark (skip it with --skip-login-storm):
+p50/p99 of GET /api/v1/users/me at low concurrency (-c8, so that latency means
+something) without, then with, a login storm: 8 clients, in a load generator
+process of their own, each logging in again as soon as its previous login answered,
+for the whole wrk run. Password hashing (Argon2id) runs in threads, off the event
+loop, so that a burst of logins does not stall other requests; the ratio of the two
+p99s says how well that holds on this machine. It prints the CPU cores and what one
+Argon2id verify costs alone: the logins compete with everything else for those cores.
+
     .venv/bin/python scripts/bench.py [--duration 10] [--connections 32] [--threads 1]
+        [--skip-login-storm] [--latency-connections 8] [--login-clients 8]
 """
 
 import argparse
 import asyncio
+import http.client
+import json
+import math
 import os
 import re
 import secrets
@@ -30,12 +43,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -44,6 +60,7 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.auth.passwords import password_helper  # noqa: E402
 from app.bootstrap import migrate  # noqa: E402
 from app.config import Settings  # noqa: E402
 
@@ -55,6 +72,11 @@ SECRET_KEY = "bench-secret-key-" + "x" * 40
 PASSWORD = "Bench-password-that-is-long-enough-1"
 WARMUP_SECONDS = 2
 STARTUP_TIMEOUT_SECONDS = 30.0
+# The login storm: wrk's default 2 s timeout would drop exactly the slow requests
+# it is there to measure from the latency distribution.
+LATENCY_WRK_TIMEOUT = "30s"
+LOGIN_TIMEOUT_SECONDS = 30.0
+STORM_WORKER = "--login-storm-worker"  # argv[1] of the load generator process (see main)
 
 
 class BenchError(Exception):
@@ -69,6 +91,26 @@ class WrkResult:
     requests: int
     non_2xx: int
     socket_errors: str | None
+
+
+@dataclass(frozen=True)
+class Argon2Cost:
+    parameters: str  # as in the hash: m=<KiB>,t=<passes>,p=<lanes>
+    wall_s: float  # one verify, alone, in this process
+    cpu_s: float  # CPU time of that verify, all its threads
+
+
+@dataclass(frozen=True)
+class StormResult:
+    baseline: WrkResult  # users/me without logins
+    stormed: WrkResult  # users/me while the clients log in
+    logins: int  # completed during the stormed wrk run
+    seconds: float  # length of that run, as the parent measured it
+    login_p50_ms: float
+    login_p99_ms: float
+    cores: int
+    load_average: float  # 1 min, at the start: the machine may be shared
+    argon2: Argon2Cost
 
 
 # ---------------------------------------------------------------- wrk output
@@ -105,8 +147,18 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, *, duration: int, connections: int, threads: int, cookie: str | None) -> WrkResult:
+def run_wrk(
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    threads: int,
+    cookie: str | None,
+    timeout: str | None = None,
+) -> WrkResult:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if timeout:
+        command += ["--timeout", timeout]
     if cookie:
         command += ["-H", f"Cookie: {cookie}"]
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 60)
@@ -232,9 +284,208 @@ def login_session(base_url: str) -> str:
         return token
 
 
+def register_users(base_url: str, count: int) -> list[str]:
+    """Register `count` more users (the login storm's), with one CSRF dance; returns their usernames."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        response = client.get(f"{API}/auth/csrf")
+        expect(response, 200, "GET /auth/csrf")
+        csrf = response.cookies.get(CSRF_COOKIE) or ""
+        headers = {"X-CSRF-Token": csrf, "Cookie": f"{CSRF_COOKIE}={csrf}"}
+        client.cookies.clear()
+        usernames = []
+        for _ in range(count):
+            username = f"storm{secrets.token_hex(4)}"
+            account = {"email": f"{username}@example.com", "username": username, "password": PASSWORD}
+            response = client.post(f"{API}/auth/register", json=account, headers=headers)
+            expect(response, 201, "POST /auth/register")
+            client.cookies.clear()
+            usernames.append(username)
+        return usernames
+
+
 def expect(response: httpx.Response, status: int, what: str) -> None:
     if response.status_code != status:
         raise BenchError(f"{what}: expected {status}, got {response.status_code}: {response.text}")
+
+
+# ------------------------------------------------------- the login storm
+
+
+class StormClient:
+    """One client of the load generator: a keep-alive connection, one CSRF dance, then
+    correct-password logins back to back until told to stop. Runs in its own thread;
+    http.client and threads rather than an event loop, as a browser would: each client
+    waits for its answer before asking again, whatever the other clients do."""
+
+    def __init__(self, base_url: str, username: str, stop: threading.Event) -> None:
+        self.base_url = base_url
+        self.username = username
+        self.stop = stop
+        self.ready = threading.Event()  # set after the first login (or on failure)
+        self.logins: list[tuple[float, float]] = []  # time.monotonic() at request and at answer
+        self.error: str | None = None
+
+    def run(self) -> None:
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "127.0.0.1"
+        connection = http.client.HTTPConnection(host, parts.port, timeout=LOGIN_TIMEOUT_SECONDS)
+        try:
+            connection.request("GET", f"{API}/auth/csrf")
+            response = connection.getresponse()
+            response.read()
+            cookies: SimpleCookie = SimpleCookie()
+            for header in response.headers.get_all("set-cookie") or []:
+                cookies.load(header)
+            if response.status != 200 or CSRF_COOKIE not in cookies:
+                raise BenchError(f"GET /auth/csrf: {response.status}, cookies {sorted(cookies)}")
+            csrf = cookies[CSRF_COOKIE].value
+            # The cookies each login sets are dropped: every login starts from the same
+            # anonymous CSRF token and presents no session (so it revokes none).
+            headers = {
+                "Content-Type": "application/json",
+                "X-CSRF-Token": csrf,
+                "Cookie": f"{CSRF_COOKIE}={csrf}",
+            }
+            body = json.dumps({"username": self.username, "password": PASSWORD})
+            while True:
+                started = time.monotonic()
+                connection.request("POST", f"{API}/auth/login", body=body, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+                finished = time.monotonic()
+                if response.status != 200:
+                    raise BenchError(f"POST /auth/login: {response.status}: {answer[:300]!r}")
+                self.logins.append((started, finished))
+                self.ready.set()
+                if self.stop.is_set():
+                    return
+        except (OSError, http.client.HTTPException, BenchError) as exc:
+            self.error = f"{self.username}: {exc!r}"
+        finally:
+            self.ready.set()
+            connection.close()
+
+
+def storm_worker(base_url: str, usernames: list[str]) -> int:
+    """The load generator process. Prints "ready" once every client has logged in once,
+    logs in until its stdin is closed, then prints one JSON line: every login's
+    (start, end) in time.monotonic() seconds (CLOCK_MONOTONIC, the same clock in every
+    process of this machine) and the errors, if any."""
+    stop = threading.Event()
+    clients = [StormClient(base_url, username, stop) for username in usernames]
+    threads = [threading.Thread(target=client.run, daemon=True) for client in clients]
+    for thread in threads:
+        thread.start()
+    for client in clients:
+        client.ready.wait()
+    if not any(client.error for client in clients):
+        print("ready", flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+    stop.set()
+    for thread in threads:
+        thread.join()
+    logins = [login for client in clients for login in client.logins]
+    errors = [client.error for client in clients if client.error]
+    print(json.dumps({"logins": logins, "errors": errors}), flush=True)
+    return 0
+
+
+def under_login_storm(
+    base_url: str, usernames: list[str], run: Callable[[], WrkResult]
+) -> tuple[WrkResult, list[float], float]:
+    """Runs `run` while one client per username logs in continuously (from another process).
+    Returns its result, the latencies in ms of the logins completed during it, and its length in s."""
+    command = [sys.executable, str(Path(__file__).resolve()), STORM_WORKER, base_url, *usernames]
+    with tempfile.TemporaryFile(mode="w+") as stderr:
+        worker = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        assert worker.stdout is not None
+        try:
+            first = worker.stdout.readline()
+            if first.strip() != "ready":
+                worker.wait(timeout=LOGIN_TIMEOUT_SECONDS)
+                stderr.seek(0)
+                raise BenchError(
+                    f"the login storm did not start: {first}{worker.stdout.read()}{stderr.read()}"
+                )
+            started = time.monotonic()
+            result = run()
+            finished = time.monotonic()
+            output, _ = worker.communicate(timeout=2 * LOGIN_TIMEOUT_SECONDS)  # closes its stdin: stop
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        if worker.returncode != 0:
+            stderr.seek(0)
+            raise BenchError(f"the login storm exited with {worker.returncode}:\n{stderr.read()}")
+    report = json.loads(output)
+    if report["errors"]:
+        raise BenchError("login storm: " + "; ".join(report["errors"]))
+    latencies = [(end - start) * 1000 for start, end in report["logins"] if started <= end <= finished]
+    return result, latencies, finished - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def argon2_cost(rounds: int = 3) -> Argon2Cost:
+    """The app's own Argon2id parameters, and one verify timed alone (wall and CPU of all
+    its threads): the fastest of a few, in this process, while the server is idle."""
+    hashed = password_helper.hash(PASSWORD)
+    match = re.search(r"\$(m=\d+,t=\d+,p=\d+)\$", hashed)
+    best_wall = best_cpu = math.inf
+    for _ in range(rounds):
+        wall, cpu = time.perf_counter(), time.process_time()
+        password_helper.verify_and_update(PASSWORD, hashed)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    parameters = match[1] if match else hashed.split("$")[3]
+    return Argon2Cost(parameters=parameters, wall_s=best_wall, cpu_s=best_cpu)
+
+
+def login_storm(base_url: str, cookie: str, args: argparse.Namespace) -> StormResult:
+    load_average = os.getloadavg()[0]
+    usernames = register_users(base_url, args.login_clients)
+    argon2 = argon2_cost()  # while the server is idle
+    url = f"{base_url}{API}/users/me"
+    connections = args.latency_connections
+    print(f"login storm: {url} at -c{connections}, without then with {args.login_clients} clients logging in")
+    baseline = measure(url, args, cookie=cookie, connections=connections, timeout=LATENCY_WRK_TIMEOUT)
+
+    def stormed_run() -> WrkResult:
+        print(f"{url}: {args.duration} s measured while {args.login_clients} clients log in")
+        result = run_wrk(
+            url,
+            duration=args.duration,
+            connections=connections,
+            threads=args.threads,
+            cookie=cookie,
+            timeout=LATENCY_WRK_TIMEOUT,
+        )
+        require_2xx(url, result)
+        return result
+
+    stormed, latencies, seconds = under_login_storm(base_url, usernames, stormed_run)
+    if not latencies:
+        raise BenchError("no login completed during the stormed run")
+    return StormResult(
+        baseline=baseline,
+        stormed=stormed,
+        logins=len(latencies),
+        seconds=seconds,
+        login_p50_ms=percentile(latencies, 0.50),
+        login_p99_ms=percentile(latencies, 0.99),
+        cores=len(os.sched_getaffinity(0)),
+        load_average=load_average,
+        argon2=argon2,
+    )
 
 
 # ------------------------------------------------------------------ the report
@@ -258,6 +509,43 @@ def report(healthz: WrkResult, me: WrkResult, args: argparse.Namespace) -> bool:
     return meets
 
 
+def report_storm(storm: StormResult, args: argparse.Namespace) -> None:
+    argon2 = storm.argon2
+    print()
+    print(
+        f"login storm: wrk -t{args.threads} -c{args.latency_connections} -d{args.duration}s on users/me, "
+        f"{args.login_clients} clients logging in back to back, one uvicorn process"
+    )
+    print(
+        f"CPU cores: {storm.cores} (os.cpu_count {os.cpu_count()}), load average {storm.load_average:.1f} "
+        "at the start; the server is one process, Argon2 hashes in threads"
+    )
+    print(
+        f"Argon2id {argon2.parameters}: "
+        f"one verify alone {argon2.wall_s * 1000:.0f} ms wall, {argon2.cpu_s * 1000:.0f} ms CPU "
+        f"(at most ~{storm.cores / argon2.cpu_s:.1f} logins/s on {storm.cores} cores)"
+    )
+    print(f"{'load':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}")
+    rows = (
+        ("GET users/me, no logins", storm.baseline),
+        (f"GET users/me, {args.login_clients} clients logging in", storm.stormed),
+    )
+    for name, result in rows:
+        print(
+            f"{name:<36}{result.rps:>10.0f}{result.p50_ms:>10.2f}{result.p99_ms:>10.2f}{result.requests:>11}"
+        )
+    logins_per_second = storm.logins / storm.seconds
+    print(
+        f"{'POST auth/login (during the run)':<36}{logins_per_second:>10.1f}"
+        f"{storm.login_p50_ms:>10.1f}{storm.login_p99_ms:>10.1f}{storm.logins:>11}"
+    )
+    for name, result in rows:
+        if result.socket_errors:
+            print(f"warning: {name}: socket errors: {result.socket_errors}")
+    ratio = storm.stormed.p99_ms / storm.baseline.p99_ms
+    print(f"users/me p99 with / without the login storm: {ratio:.1f}x")
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -278,9 +566,23 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--database", default="app_bench", help="scratch database, dropped and created")
     parser.add_argument("--check", action="store_true", help="exit 2 when the ratio is below the target")
+    parser.add_argument("--skip-login-storm", action="store_true", help="skip the second benchmark")
+    parser.add_argument(
+        "--latency-connections",
+        type=int,
+        default=8,
+        help="wrk connections of the login storm benchmark (default 8)",
+    )
+    parser.add_argument(
+        "--login-clients", type=int, default=8, help="clients logging in during the storm (default 8)"
+    )
     args = parser.parse_args()
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one per thread)")
+    if args.latency_connections < args.threads:
+        parser.error("--latency-connections must be at least --threads (wrk needs one per thread)")
+    if args.login_clients < 1:
+        parser.error("--login-clients must be at least 1")
     return args
 
 
@@ -297,6 +599,9 @@ def server_env(database_url: str, redis_url: str, prefix: str) -> dict[str, str]
         "FIRST_SUPERUSER_EMAIL": "",
         "FIRST_SUPERUSER_PASSWORD": "",
         "SENTRY_DSN": "",
+        # The login storm logs in far more often than a person would (and registers its users).
+        "LOGIN_RATE_LIMIT": "1000000/minute",
+        "REGISTER_RATE_LIMIT": "1000000/hour",
     }
 
 
@@ -313,26 +618,48 @@ def bench(args: argparse.Namespace) -> bool:
             print("registered and logged in a user")
             healthz = measure(f"{base_url}/healthz", args, cookie=None)
             me = measure(f"{base_url}{API}/users/me", args, cookie=cookie)
-    return report(healthz, me, args)
+            meets = report(healthz, me, args)
+            if not args.skip_login_storm:
+                print()
+                report_storm(login_storm(base_url, cookie, args), args)
+    return meets
 
 
-def measure(url: str, args: argparse.Namespace, *, cookie: str | None) -> WrkResult:
+def measure(
+    url: str,
+    args: argparse.Namespace,
+    *,
+    cookie: str | None,
+    connections: int | None = None,
+    timeout: str | None = None,
+) -> WrkResult:
     """A short warm-up run, then the measured one, which must have answered only 2xx."""
     print(f"{url}: {WARMUP_SECONDS} s warm-up, {args.duration} s measured")
     for duration in (WARMUP_SECONDS, args.duration):
         result = run_wrk(
-            url, duration=duration, connections=args.connections, threads=args.threads, cookie=cookie
+            url,
+            duration=duration,
+            connections=connections or args.connections,
+            threads=args.threads,
+            cookie=cookie,
+            timeout=timeout,
         )
-        if result.non_2xx:
-            raise BenchError(
-                f"{url}: {result.non_2xx} of {result.requests} responses were not 2xx (401: the session "
-                "was not accepted; 503: a backing service refused, e.g. more concurrent requests than "
-                "the Redis client's pool of 100 connections); the figures would be meaningless"
-            )
+        require_2xx(url, result)
     return result
 
 
+def require_2xx(url: str, result: WrkResult) -> None:
+    if result.non_2xx:
+        raise BenchError(
+            f"{url}: {result.non_2xx} of {result.requests} responses were not 2xx (401: the session "
+            "was not accepted; 503: a backing service refused, e.g. more concurrent requests than "
+            "the Redis client's pool of 100 connections); the figures would be meaningless"
+        )
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == STORM_WORKER:  # the login storm's load generator
+        return storm_worker(sys.argv[2], sys.argv[3:])
     args = parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed; install it first (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Password policy (API.md section 3) and Argon2id hashing off the event loop."""
 
 import gzip
+import os
 from functools import cache
 from pathlib import Path
 
@@ -43,14 +44,26 @@ def password_problem(password: str, *, username: str, email: str) -> str | None:
     return None
 
 
+@cache
+def _hashing_slots() -> anyio.CapacityLimiter:
+    # argon2-cffi releases the GIL, so a thread keeps each hash off the event loop. But
+    # one Argon2id hash (p=4) runs 4 native threads: eight concurrent logins on 2 cores
+    # were 32 CPU-bound threads, and the event loop, one runnable thread among them,
+    # got ~6% of a core (users/me p99 x28, scripts/bench.py). Bounding concurrent hashes
+    # to half the cores keeps a core for everything else; logins/s did not change, since
+    # the CPU was the limit anyway, and waiting logins queue cheaply on the loop.
+    return anyio.CapacityLimiter(max(1, (os.cpu_count() or 2) // 2))
+
+
 async def hash_password(password: str) -> str:
-    # argon2-cffi releases the GIL: a thread keeps a login storm off the event loop.
-    return await anyio.to_thread.run_sync(password_helper.hash, password)
+    return await anyio.to_thread.run_sync(password_helper.hash, password, limiter=_hashing_slots())
 
 
 async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """(matches, upgraded hash or None)."""
-    return await anyio.to_thread.run_sync(password_helper.verify_and_update, password, hashed)
+    return await anyio.to_thread.run_sync(
+        password_helper.verify_and_update, password, hashed, limiter=_hashing_slots()
+    )
 
 
 @cache
