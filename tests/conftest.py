@@ -10,6 +10,7 @@ transaction would hide. Nothing outside our database and our key prefix is touch
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import asyncpg
@@ -91,6 +92,13 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
 
 
 async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """`running()` as a context manager: the app's lifespan for the length of a block."""
     async with app.router.lifespan_context(app):
         yield app
 

@@ -3,8 +3,6 @@
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -17,24 +15,13 @@ from app.bootstrap import ensure_first_superuser
 from app.config import EXAMPLE_SECRET_KEY, Settings
 from app.main import create_app
 from app.models import User
-from tests.conftest import REDIS_URL, SECRET_KEY, client_factory, make_settings, running
+from tests.conftest import REDIS_URL, SECRET_KEY, client_factory, make_settings, serving
 from tests.fixtures.client import API, PASSWORD, Account, login, register, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_KEY = "k" * 40
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 BOOTSTRAP_WAIT_SECONDS = 10
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[FastAPI]:
-    """`running()` as a context manager: the app's lifespan for the length of a block."""
-    lifespan = running(app)
-    started = await anext(lifespan)
-    try:
-        yield started
-    finally:
-        await lifespan.aclose()
 
 
 @pytest.fixture(autouse=True)

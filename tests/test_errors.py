@@ -2,30 +2,18 @@
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import client_factory, running
+from tests.conftest import client_factory, serving
 from tests.fixtures.client import API, ApiClient, login, register, unique
 
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 SECRET = "Zq9-distinctive-Secret-7f3a1c"
 BOOM_MESSAGE = "boom-private-detail-4c1e"
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[FastAPI]:
-    """`running()` as a context manager: the app's lifespan for the length of a block."""
-    lifespan = running(app)
-    started = await anext(lifespan)
-    try:
-        yield started
-    finally:
-        await lifespan.aclose()
 
 
 async def boom() -> dict[str, str]:

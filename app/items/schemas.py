@@ -1,8 +1,10 @@
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.schemas import PatchBody
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=10000)]
@@ -23,28 +25,14 @@ class ItemCreate(BaseModel):
     )
 
 
-class ItemUpdate(BaseModel):
+class ItemUpdate(PatchBody):
     """Every field optional; a field sent as null is refused rather than read as 'unchanged'."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     description: Description | None = None
     is_private: bool | None = Field(
         None, validation_alias=PRIVATE.validation_alias, description=PRIVATE.description
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = [key for key, value in data.items() if value is None]
-            if nulls:
-                raise ValueError(f"fields may be omitted but not null: {', '.join(sorted(nulls))}")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
 
 
 class ItemRead(BaseModel):

@@ -8,8 +8,9 @@ from pydantic import (
     Field,
     StringConstraints,
     computed_field,
-    model_validator,
 )
+
+from app.schemas import PatchBody
 
 Username = Annotated[
     str,
@@ -63,11 +64,9 @@ class UserCreate(BaseModel):
         return self.model_dump()
 
 
-class UserUpdateMe(BaseModel):
+class UserUpdateMe(PatchBody):
     """What a user may change about themselves. `is_superuser`, `is_active` and
     `is_verified` are not fields here, so sending them is a 422."""
-
-    model_config = ConfigDict(extra="forbid")
 
     username: Username | None = None
     email: EmailStr | None = Field(None, max_length=320)
@@ -75,15 +74,6 @@ class UserUpdateMe(BaseModel):
     current_password: Password | None = Field(
         None, description="Required to change `email` or `password`, not for `username` alone."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = sorted(key for key, value in data.items() if value is None)
-            if nulls:
-                raise ValueError(f"fields may be omitted but not null: {', '.join(nulls)}")
-        return data
 
     def create_update_dict(self) -> dict[str, Any]:
         """The changes, as fastapi-users' manager expects them."""

@@ -7,12 +7,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-from fastapi import FastAPI
 
 from app import __version__
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import client_factory, make_settings, running
+from tests.conftest import client_factory, make_settings, serving
 from tests.fixtures.client import API, login, register
 
 READINESS_FIELDS = {"status", "uptime_seconds", "db", "redis", "version"}
@@ -20,17 +19,6 @@ READINESS_PATHS = ("/health", f"{API}/health")
 CLOSED_PORT_POSTGRES = "postgresql://postgres@127.0.0.1:1/nothing"
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 ANSWER_WITHIN_SECONDS = 5
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[FastAPI]:
-    """`running()` as a context manager: the app's lifespan for the length of a block."""
-    lifespan = running(app)
-    started = await anext(lifespan)
-    try:
-        yield started
-    finally:
-        await lifespan.aclose()
 
 
 @asynccontextmanager

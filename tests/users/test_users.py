@@ -1,31 +1,17 @@
 """API.md section 4: GET /users/me and GET /users/{id}."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import pytest
-from fastapi import FastAPI
 
 from app.main import create_app
-from tests.conftest import client_factory, make_settings, running
+from tests.conftest import client_factory, make_settings, serving
 from tests.fixtures.client import API, login, register
 
 FULL_FIELDS = {"id", "email", "username", "is_active", "is_verified", "is_superuser", "roles", "created_at"}
 PUBLIC_FIELDS = {"id", "username", "created_at"}
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 CLOSED_PORT_POSTGRES = "postgresql://postgres@127.0.0.1:1/nothing"
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[FastAPI]:
-    """`running()` as a context manager: the app's lifespan for the length of a block."""
-    lifespan = running(app)
-    started = await anext(lifespan)
-    try:
-        yield started
-    finally:
-        await lifespan.aclose()
 
 
 def assert_error(response, status: int, code: str) -> None:
