@@ -30,6 +30,8 @@ def alembic_config(database_url: str) -> Config:
 
 def migrate(settings: Settings) -> None:
     """`alembic upgrade head` (blocking: call it from a thread or before the loop starts)."""
+    if settings.embedded:  # a fresh checkout has no data/ folder yet
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
 
 
