@@ -1,6 +1,9 @@
-"""Security events: one log record each, with who, what, against whom, from where.
+"""Security events and admin actions: one log record each, with who, what, against whom,
+from where, and how it ended (ASVS 16.2.1, 16.3.x).
 
-Never pass a password, a token or a cookie here; identifiers and outcomes only.
+The formatter (app/logs.py) adds the UTC time and the request id; the record carries
+event, outcome, actor (user id), target, ip and any extra identifiers. Never pass a
+password, a token or a cookie here; identifiers and outcomes only.
 """
 
 import logging
@@ -16,7 +19,7 @@ def client_ip(request: HTTPConnection) -> str:
 
 
 def audit(
-    request: HTTPConnection,
+    request: HTTPConnection | None,
     event: str,
     outcome: str,
     *,
@@ -25,6 +28,10 @@ def audit(
     level: int = logging.INFO,
     **fields: Any,
 ) -> None:
+    """`request` is None for actions outside HTTP (the command line): no ip, no request id."""
+    ip = client_ip(request) if request is not None else None
+    if request is not None and (event == "login" or (event == "rate_limited" and _is_login(fields))):
+        _count_login(request, "rate_limited" if event == "rate_limited" else outcome)
     logger.log(
         level,
         "%s %s",
@@ -35,7 +42,19 @@ def audit(
             "outcome": outcome,
             "actor": actor,
             "target": target,
-            "ip": client_ip(request),
+            "ip": ip,
             **fields,
         },
     )
+
+
+def _is_login(fields: dict[str, Any]) -> bool:
+    return str(fields.get("scope", "")).startswith("login")
+
+
+def _count_login(request: HTTPConnection, outcome: str) -> None:
+    # Here rather than beside each audit call in the login route, so that the counter
+    # and the audit trail cannot disagree about what happened.
+    metrics = getattr(getattr(request.scope.get("app"), "state", None), "metrics", None)
+    if metrics is not None:
+        metrics.login(outcome)

@@ -28,6 +28,8 @@ from app.bootstrap import ensure_first_superuser_eventually, migrate
 from app.config import Settings, load_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.logs import configure_logging, configure_sentry
+from app.metrics import install_metrics
 from app.middleware import RequestContextMiddleware
 from app.redis import create_client
 
@@ -69,10 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings)
+    configure_sentry(settings)
     app = FastAPI(
         title="Cookie-session backend",
         version=__version__,
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     include_routers(app)
+    metrics = install_metrics(app)
 
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the CSRF check sees them.
@@ -105,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Content-Type", CSRF_HEADER],
         )
-    app.add_middleware(RequestContextMiddleware, credential_cookies=(cookies.session, cookies.refresh))
+    app.add_middleware(
+        RequestContextMiddleware, credential_cookies=(cookies.session, cookies.refresh), metrics=metrics
+    )
     # The client address (logs, rate limits, the sessions list) comes from
     # X-Forwarded-For only when the direct peer is a trusted proxy. uvicorn does the
     # same from the same FORWARDED_ALLOW_IPS; applying it here too keeps the rule

@@ -10,18 +10,18 @@ session (OWASP CSRF cheat sheet, "signed double-submit cookie").
 
 import hashlib
 import hmac
-import logging
 import secrets
 from http.cookies import SimpleCookie
+from logging import WARNING
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.audit import audit
 from app.auth.cookies import CookiePolicy
 from app.errors import ErrorCode, error_response
-
-logger = logging.getLogger("app.security")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
@@ -90,9 +90,9 @@ class CsrfMiddleware:
         if reason is None:
             await self.app(scope, receive, send)
             return
-        logger.warning(
-            "csrf rejected",
-            extra={"event": "csrf_rejected", "reason": reason, "path": scope["path"], "outcome": "denied"},
+        # Logged like Django's django.security.csrf: a bypass attempt (ASVS 16.3.3).
+        audit(
+            HTTPConnection(scope), "csrf_rejected", "denied", level=WARNING, reason=reason, path=scope["path"]
         )
         await error_response(ErrorCode.CSRF_FAILED)(scope, receive, send)
 

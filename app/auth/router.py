@@ -165,12 +165,20 @@ async def logout(request: Request) -> JSONResponse:
     store = state.session_store
     session = request.cookies.get(state.cookies.session)
     refresh_token = request.cookies.get(state.cookies.refresh)
+    # Read first only to name the user in the audit trail (the revocation does not say).
+    active = await store.read(session) if session else None
     # Both, whichever is still alive: a refresh token outliving its session is a login too.
     revoked = bool(session) and await store.revoke(session)
     revoked = (bool(refresh_token) and await store.revoke_refresh(refresh_token)) or revoked
     if revoked:
         response = JSONResponse({"detail": "Logged out"})
-        audit(request, "logout", "success")
+        audit(
+            request,
+            "logout",
+            "success",
+            actor=active.user_id if active else None,
+            login=active.login_id if active else None,
+        )
     else:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
     request.app.state.cookies.clear_all(response)
