@@ -31,6 +31,7 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging, configure_sentry
 from app.metrics import install_metrics
 from app.middleware import RequestContextMiddleware
+from app.openapi import install_openapi
 from app.redis import create_client
 
 logger = logging.getLogger("app")
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     include_routers(app)
     metrics = install_metrics(app)
+    install_openapi(app)
 
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the CSRF check sees them.

@@ -16,6 +16,7 @@ from app.auth.backend import UserManagerDep
 from app.auth.deps import SuperUser
 from app.db import SessionDep
 from app.errors import AppError, ErrorCode, responses
+from app.schemas import NO_NUL
 from app.users.schemas import UserRead
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -63,7 +64,8 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     q: Annotated[
-        str | None, Query(max_length=320, description="Matches username or email, any case.")
+        str | None,
+        Query(max_length=320, pattern=NO_NUL, description="Matches username or email, any case."),
     ] = None,
     is_active: Annotated[bool | None, Query(description="Only active (`true`) or inactive users.")] = None,
 ) -> AdminUserPage:

@@ -21,6 +21,14 @@ _ERRORS: dict[str, tuple[ErrorCode, ...]] = {
     "verify:verify": (ErrorCode.INVALID_TOKEN, ErrorCode.ALREADY_VERIFIED),
 }
 
+# The library's summaries read "Reset:Forgot Password"; these say what the route does.
+_SUMMARIES: dict[str, str] = {
+    "reset:forgot_password": "Mail a password reset token (202 whether or not the email exists)",
+    "reset:reset_password": "Set a new password with a reset token; ends every session of the user",
+    "verify:request-token": "Mail an email verification token (202 whatever the email)",
+    "verify:verify": "Verify an email address with its token",
+}
+
 
 def _in_our_envelope(router: APIRouter) -> APIRouter:
     # The library documents its own `{"detail": ...}` 400 bodies, and a route's own
@@ -28,6 +36,7 @@ def _in_our_envelope(router: APIRouter) -> APIRouter:
     # A route the library adds in a later version is a KeyError here, not an undocumented route.
     for route in router.routes:
         if isinstance(route, APIRoute):
+            route.summary = _SUMMARIES[route.name]
             route.responses = responses(
                 *_ERRORS[route.name],
                 ErrorCode.VALIDATION_ERROR,

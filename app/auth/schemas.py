@@ -1,12 +1,15 @@
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas import NO_NUL
 from app.users.schemas import UserRead
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=320, description="Username or email, any case.")
+    username: str = Field(
+        min_length=1, max_length=320, pattern=NO_NUL, description="Username or email, any case."
+    )
     password: str = Field(min_length=1, max_length=4096)
 
 

@@ -7,6 +7,7 @@ from app.db import SessionDep
 from app.errors import ErrorCode, responses
 from app.items import service
 from app.items.schemas import ItemCreate, ItemPage, ItemRead, ItemSort, ItemUpdate
+from app.schemas import NO_NUL
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -25,7 +26,8 @@ async def list_items(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     q: Annotated[
-        str | None, Query(max_length=200, description="Matches title or description, any case.")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Matches title or description, any case."),
     ] = None,
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
 ) -> ItemPage:

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas import PatchBody
+from app.schemas import NO_NUL, PatchBody
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=10000)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
+Description = Annotated[str, StringConstraints(max_length=10000, pattern=NO_NUL)]
 PRIVATE = Field(
     validation_alias=AliasChoices("is_private", "private"),
     description="Private items are visible to their owner and admins only. Alias: `private`.",
