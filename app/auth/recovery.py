@@ -30,15 +30,20 @@ _SUMMARIES: dict[str, str] = {
 }
 
 
-def _in_our_envelope(router: APIRouter) -> APIRouter:
-    # The library documents its own `{"detail": ...}` 400 bodies, and a route's own
-    # `responses` win over include_router's: replace them so the OpenAPI shows what we send.
-    # A route the library adds in a later version is a KeyError here, not an undocumented route.
+def in_our_envelope(
+    router: APIRouter,
+    errors: dict[str, tuple[ErrorCode, ...]] = _ERRORS,
+    summaries: dict[str, str] = _SUMMARIES,
+) -> APIRouter:
+    """A fastapi-users router documented as we answer: its errors in our envelope (mapped
+    in app/errors.py) and readable summaries. The library declares its own `{"detail": ...}`
+    400 bodies, and a route's own `responses` win over include_router's, so they are
+    replaced. A route a later library version adds is a KeyError here, not an undocumented route."""
     for route in router.routes:
         if isinstance(route, APIRoute):
-            route.summary = _SUMMARIES[route.name]
+            route.summary = summaries[route.name]
             route.responses = responses(
-                *_ERRORS[route.name],
+                *errors[route.name],
                 ErrorCode.VALIDATION_ERROR,
                 ErrorCode.CSRF_FAILED,
                 ErrorCode.RATE_LIMITED,
@@ -50,8 +55,8 @@ recovery_router = APIRouter(prefix="/auth", tags=["auth"])
 # Each route limited per client IP on its own count (forgot-password and
 # request-verify-token send mail; reset and verify take guessable input).
 recovery_router.include_router(
-    _in_our_envelope(get_reset_password_router(get_user_manager)), dependencies=[per_ip()]
+    in_our_envelope(get_reset_password_router(get_user_manager)), dependencies=[per_ip()]
 )
 recovery_router.include_router(
-    _in_our_envelope(get_verify_router(get_user_manager, UserRead)), dependencies=[per_ip()]
+    in_our_envelope(get_verify_router(get_user_manager, UserRead)), dependencies=[per_ip()]
 )

@@ -4,7 +4,6 @@ from logging import WARNING
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from fastapi_users.router import get_register_router
 from pydantic import BaseModel
 
@@ -12,6 +11,7 @@ from app.audit import audit
 from app.auth.backend import StrategyDep, UserManagerDep, get_user_manager
 from app.auth.deps import CurrentPrincipal
 from app.auth.ratelimit import per_ip
+from app.auth.recovery import in_our_envelope
 from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead
 from app.auth.sessions import RefreshOutcome, Tokens
 from app.errors import AppError, ErrorCode, error_response, responses
@@ -19,27 +19,16 @@ from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-
-def _library_register_router() -> APIRouter:
-    """fastapi-users' register route, documented in our envelope (its errors are mapped in
-    app/errors.py). The library declares its own `{"detail": ...}` 400 on the route, and a
-    route's own `responses` win over include_router's: they are replaced here."""
-    library = get_register_router(get_user_manager, UserRead, UserCreate)  # type: ignore[arg-type]
-    for route in library.routes:
-        if isinstance(route, APIRoute):
-            route.summary = "Register a user (does not log in)"
-            route.responses = responses(
-                ErrorCode.INVALID_PASSWORD,
-                ErrorCode.USER_ALREADY_EXISTS,
-                ErrorCode.VALIDATION_ERROR,
-                ErrorCode.CSRF_FAILED,
-                ErrorCode.RATE_LIMITED,
-            )
-    return library
-
-
+# fastapi-users' register route, in our envelope (its errors are mapped in app/errors.py).
 register_router = APIRouter(prefix="/auth", tags=["auth"])
-register_router.include_router(_library_register_router(), dependencies=[per_ip()])
+register_router.include_router(
+    in_our_envelope(
+        get_register_router(get_user_manager, UserRead, UserCreate),  # type: ignore[arg-type]
+        {"register:register": (ErrorCode.INVALID_PASSWORD, ErrorCode.USER_ALREADY_EXISTS)},
+        {"register:register": "Register a user (does not log in)"},
+    ),
+    dependencies=[per_ip()],
+)
 
 
 def _set_csrf(request: Request, response: Response, token: str, max_age: int | None = None) -> None:
