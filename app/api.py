@@ -15,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.health.router import api_router as health_api_router
 from app.health.router import router as health_router
 from app.items.router import router as items_router
+from app.live.router import router as live_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -29,6 +30,7 @@ def include_routers(app: FastAPI) -> None:
         register_router,
         recovery_router,
         health_api_router,
+        live_router,  # WebSocket /api/v1/ws
     ):
         app.include_router(router, prefix=API_PREFIX)
     # Guarded here, once for every admin route: none can be added without it.

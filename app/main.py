@@ -28,6 +28,9 @@ from app.bootstrap import ensure_first_superuser_eventually, migrate
 from app.config import Settings, load_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.live.broadcast import create_broadcaster
+from app.live.hub import Hub
+from app.live.publish import BROADCASTER
 from app.logs import configure_logging, configure_sentry
 from app.metrics import install_metrics
 from app.middleware import RequestContextMiddleware
@@ -51,9 +54,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate, settings)
     engine = create_engine(settings)
     store = create_session_store(settings)
+    # Live updates (app/live): this worker's sockets, and what brings every change to them.
+    hub = Hub(gauge=app.state.metrics.websockets)
+    broadcaster = create_broadcaster(settings, hub, store)
+    await broadcaster.start()
+    app.state.live_hub = hub
+    app.state.live_broadcaster = broadcaster
     app.state.engine = engine
     app.state.session_store = store
-    app.state.sessionmaker = create_sessionmaker(engine, **{STORE: store})
+    app.state.sessionmaker = create_sessionmaker(engine, **{STORE: store, BROADCASTER: broadcaster})
     app.state.started_at = time.monotonic()
     await anyio.to_thread.run_sync(dummy_hash)  # the first unknown-user login should not pay for it
     bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, app.state.sessionmaker))
@@ -66,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap.cancel()
         with suppress(asyncio.CancelledError):
             await bootstrap
+        await broadcaster.close()
         await store.close()
         await engine.dispose()
 

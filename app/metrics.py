@@ -101,7 +101,7 @@ class Metrics:
         )
         self.websockets = Gauge(
             "websocket_connections_active",
-            "Open WebSocket connections (no WebSocket route yet: always 0).",
+            "Open live-update WebSockets (/api/v1/ws) of this process.",
             registry=self.registry,
         )
         for outcome in LOGIN_OUTCOMES:  # present at 0 before the first login, so rate() works

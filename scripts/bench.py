@@ -25,8 +25,18 @@ loop, so that a burst of logins does not stall other requests; the ratio of the 
 p99s says how well that holds on this machine. It prints the CPU cores and what one
 Argon2id verify costs alone: the logins compete with everything else for those cores.
 
+Then, still on the same server process, a third (skip it with --skip-fanout): live-update
+fan-out. 1,000 WebSockets on /api/v1/ws (10 users' logins), opened from this process
+with the `websockets` client, which negotiates permessage-deflate as browsers do; one
+more user creates public items one at a time (30 measured after 3 warm-up ones). For
+each item: the time from its POST's response to its item.created event reaching the
+last of the sockets (p50 and p99), and to the first; and the server's resident memory
+per socket (VmRSS before and after opening them, divided by their number). The client
+shares the machine: on few cores its own receiving is part of the figure.
+
     .venv/bin/python scripts/bench.py [--duration 10] [--connections 32] [--threads 1]
         [--skip-login-storm] [--latency-connections 8] [--login-clients 8]
+        [--skip-fanout] [--fanout-sockets 1000] [--fanout-users 10] [--fanout-posts 30]
 """
 
 import argparse
@@ -36,6 +46,7 @@ import json
 import math
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -50,12 +61,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 from redis import Redis
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -211,9 +224,14 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.close()
 
 
+class ServerProcess(NamedTuple):
+    base_url: str
+    pid: int
+
+
 @contextmanager
-def server(env: dict[str, str], port: int) -> Iterator[str]:
-    """One uvicorn process; yields its base URL once /healthz answers, stops it at the end."""
+def server(env: dict[str, str], port: int) -> Iterator[ServerProcess]:
+    """One uvicorn process; yields its base URL and pid once /healthz answers, stops it at the end."""
     uvicorn = ROOT / ".venv" / "bin" / "uvicorn"
     command = [str(uvicorn), "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     base_url = f"http://127.0.0.1:{port}"
@@ -222,7 +240,7 @@ def server(env: dict[str, str], port: int) -> Iterator[str]:
         try:
             wait_until_live(process, base_url, log)
             print(f"server {base_url} up (uvicorn pid {process.pid})")
-            yield base_url
+            yield ServerProcess(base_url, process.pid)
         finally:
             process.terminate()
             try:
@@ -488,6 +506,176 @@ def login_storm(base_url: str, cookie: str, args: argparse.Namespace) -> StormRe
     )
 
 
+# ------------------------------------------------------------- live-update fan-out
+
+
+FANOUT_WARMUP_POSTS = 3
+FANOUT_DELIVERY_TIMEOUT_SECONDS = 30.0
+FANOUT_CONNECT_BATCH = 50  # sockets opened concurrently: a burst, not a thundering herd
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    sockets: int
+    users: int
+    posts: int
+    deflate: bool
+    last_p50_ms: float  # POST answered -> the event at the last socket (< 0: before the answer)
+    last_p99_ms: float
+    sent_last_p50_ms: float  # POST sent -> the event at the last socket
+    sent_last_p99_ms: float
+    first_p50_ms: float  # POST answered -> the event at the first socket
+    post_p50_ms: float  # the POST's own round trip
+    open_seconds: float
+    rss_before_kib: int
+    rss_after_kib: int
+    active_gauge: float
+
+
+def raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        limit = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def gauge(base_url: str, name: str) -> float:
+    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise BenchError(f"{name} is not in /metrics")
+
+
+class Arrivals:
+    """When each socket received each item: count, first and last time.monotonic()."""
+
+    def __init__(self, sockets: int) -> None:
+        self.sockets = sockets
+        self.seen: dict[int, list[float]] = {}
+        self.complete: dict[int, asyncio.Event] = {}
+
+    def expect(self, item_id: int) -> asyncio.Event:
+        return self.complete.setdefault(item_id, asyncio.Event())
+
+    def record(self, item_id: int, at: float) -> None:
+        entry = self.seen.get(item_id)
+        if entry is None:
+            entry = self.seen[item_id] = [0, at, at]
+        entry[0] += 1
+        entry[2] = at
+        if entry[0] == self.sockets:
+            self.expect(item_id).set()
+
+
+async def _read_socket(ws: ClientConnection, arrivals: Arrivals) -> None:
+    async for raw in ws:
+        at = time.monotonic()
+        message = json.loads(raw)
+        if message.get("type") == "item.created":
+            arrivals.record(message["item"]["id"], at)
+
+
+async def _fanout(
+    base_url: str, pid: int, args: argparse.Namespace, tokens: list[str], poster: str
+) -> FanoutResult:
+    ws_url = base_url.replace("http://", "ws://", 1) + f"{API}/ws"
+    arrivals = Arrivals(args.fanout_sockets)
+    sockets: list[ClientConnection] = []
+    readers: list[asyncio.Task[None]] = []
+
+    async def open_one(index: int) -> ClientConnection:
+        headers = {"Cookie": f"{SESSION_COOKIE}={tokens[index % len(tokens)]}", "Origin": base_url}
+        return await ws_connect(
+            ws_url,
+            additional_headers=headers,
+            open_timeout=30,
+            ping_interval=None,
+            compression=None if args.fanout_no_deflate else "deflate",
+        )
+
+    try:
+        rss_before = rss_kib(pid)
+        started = time.monotonic()
+        for first in range(0, args.fanout_sockets, FANOUT_CONNECT_BATCH):
+            batch = range(first, min(first + FANOUT_CONNECT_BATCH, args.fanout_sockets))
+            sockets += await asyncio.gather(*(open_one(i) for i in batch))
+        open_seconds = time.monotonic() - started
+        readers = [asyncio.create_task(_read_socket(ws, arrivals)) for ws in sockets]
+        await asyncio.sleep(1)  # let the server settle before reading its memory
+        rss_after = rss_kib(pid)
+        active = await asyncio.to_thread(gauge, base_url, "websocket_connections_active")
+
+        last: list[float] = []
+        sent_last: list[float] = []
+        first_seen: list[float] = []
+        posts: list[float] = []
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            # The CSRF token is bound to the session it is issued with.
+            response = await client.get(f"{API}/auth/csrf", headers={"Cookie": f"{SESSION_COOKIE}={poster}"})
+            expect(response, 200, "GET /auth/csrf")
+            csrf = response.cookies.get(CSRF_COOKIE) or ""
+            client.cookies.clear()
+            headers = {"X-CSRF-Token": csrf, "Cookie": f"{CSRF_COOKIE}={csrf}; {SESSION_COOKIE}={poster}"}
+            for n in range(FANOUT_WARMUP_POSTS + args.fanout_posts):
+                body = {"title": f"fan-out {n}", "description": "x" * 200}
+                sent = time.monotonic()
+                response = await client.post(f"{API}/items", json=body, headers=headers)
+                answered = time.monotonic()
+                expect(response, 201, "POST /items")
+                item_id = response.json()["id"]
+                try:
+                    async with asyncio.timeout(FANOUT_DELIVERY_TIMEOUT_SECONDS):
+                        await arrivals.expect(item_id).wait()
+                except TimeoutError:
+                    count = arrivals.seen.get(item_id, [0])[0]
+                    raise BenchError(
+                        f"item {item_id} reached {count} of {args.fanout_sockets} sockets "
+                        f"within {FANOUT_DELIVERY_TIMEOUT_SECONDS:.0f} s"
+                    ) from None
+                if n >= FANOUT_WARMUP_POSTS:
+                    _count, first_at, last_at = arrivals.seen[item_id]
+                    last.append((last_at - answered) * 1000)
+                    sent_last.append((last_at - sent) * 1000)
+                    first_seen.append((first_at - answered) * 1000)
+                    posts.append((answered - sent) * 1000)
+                await asyncio.sleep(0.05)  # one item at a time: each is measured alone
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return FanoutResult(
+        sockets=len(sockets),
+        users=len(tokens),
+        posts=len(last),
+        deflate=not args.fanout_no_deflate,
+        last_p50_ms=percentile(last, 0.50),
+        last_p99_ms=percentile(last, 0.99),
+        sent_last_p50_ms=percentile(sent_last, 0.50),
+        sent_last_p99_ms=percentile(sent_last, 0.99),
+        first_p50_ms=percentile(first_seen, 0.50),
+        post_p50_ms=percentile(posts, 0.50),
+        open_seconds=open_seconds,
+        rss_before_kib=rss_before,
+        rss_after_kib=rss_after,
+        active_gauge=active,
+    )
+
+
+def fanout(base_url: str, pid: int, args: argparse.Namespace) -> FanoutResult:
+    print(f"fan-out: {args.fanout_sockets} sockets over {args.fanout_users} users, {args.fanout_posts} items")
+    tokens = [login_session(base_url) for _ in range(args.fanout_users)]
+    poster = login_session(base_url)
+    return asyncio.run(_fanout(base_url, pid, args, tokens, poster))
+
+
 # ------------------------------------------------------------------ the report
 
 
@@ -546,6 +734,34 @@ def report_storm(storm: StormResult, args: argparse.Namespace) -> None:
     print(f"users/me p99 with / without the login storm: {ratio:.1f}x")
 
 
+def report_fanout(result: FanoutResult) -> None:
+    print()
+    print(
+        f"live-update fan-out: {result.sockets} WebSockets ({result.users} users) on one uvicorn process, "
+        f"opened in {result.open_seconds:.1f} s; /metrics websocket_connections_active {result.active_gauge:.0f}"
+    )
+    compression = "permessage-deflate" if result.deflate else "no compression"
+    print(f"{result.posts} items created one at a time by another user; sockets with {compression}")
+    print(
+        f"POST /items answered -> item.created at the last socket: p50 {result.last_p50_ms:.1f} ms, "
+        f"p99 {result.last_p99_ms:.1f} ms (at the first: p50 {result.first_p50_ms:.1f} ms)"
+    )
+    print(
+        f"POST /items sent -> item.created at the last socket:     p50 {result.sent_last_p50_ms:.1f} ms, "
+        f"p99 {result.sent_last_p99_ms:.1f} ms (the POST itself: p50 {result.post_p50_ms:.1f} ms)"
+    )
+    if result.last_p50_ms < 0:
+        print(
+            "(negative: every socket had the event before the POST's answer arrived; the event is "
+            "published before the response is sent, and this worker's fan-out shares its event loop)"
+        )
+    delta = result.rss_after_kib - result.rss_before_kib
+    print(
+        f"server RSS {result.rss_before_kib / 1024:.1f} MiB -> {result.rss_after_kib / 1024:.1f} MiB: "
+        f"{delta / result.sockets:.1f} KiB per socket"
+    )
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -576,6 +792,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--login-clients", type=int, default=8, help="clients logging in during the storm (default 8)"
     )
+    parser.add_argument("--skip-fanout", action="store_true", help="skip the live-update fan-out benchmark")
+    parser.add_argument(
+        "--fanout-sockets", type=int, default=1000, help="WebSockets open during the fan-out (default 1000)"
+    )
+    parser.add_argument(
+        "--fanout-users", type=int, default=10, help="users the sockets are spread over (default 10)"
+    )
+    parser.add_argument("--fanout-posts", type=int, default=30, help="items measured (default 30)")
+    parser.add_argument(
+        "--fanout-no-deflate",
+        action="store_true",
+        help="sockets without permessage-deflate (browsers negotiate it; uvicorn accepts it by default)",
+    )
     args = parser.parse_args()
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one per thread)")
@@ -583,6 +812,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--latency-connections must be at least --threads (wrk needs one per thread)")
     if args.login_clients < 1:
         parser.error("--login-clients must be at least 1")
+    if args.fanout_sockets < 1 or args.fanout_users < 1 or args.fanout_posts < 1:
+        parser.error("--fanout-sockets, --fanout-users and --fanout-posts must be at least 1")
     return args
 
 
@@ -613,7 +844,7 @@ def bench(args: argparse.Namespace) -> bool:
         print(f"database {args.database}, Redis {args.redis_url} prefix {prefix}")
         migrate(Settings(_env_file=None, environment="test", database_url=database_url))  # type: ignore[call-arg]
         port = free_port()
-        with server(server_env(database_url, args.redis_url, prefix), port) as base_url:
+        with server(server_env(database_url, args.redis_url, prefix), port) as (base_url, pid):
             cookie = f"{SESSION_COOKIE}={login_session(base_url)}"
             print("registered and logged in a user")
             healthz = measure(f"{base_url}/healthz", args, cookie=None)
@@ -622,6 +853,9 @@ def bench(args: argparse.Namespace) -> bool:
             if not args.skip_login_storm:
                 print()
                 report_storm(login_storm(base_url, cookie, args), args)
+            if not args.skip_fanout:
+                print()
+                report_fanout(fanout(base_url, pid, args))
     return meets
 
 
@@ -666,6 +900,9 @@ def main() -> int:
         return 1
     # SIGTERM unwinds like Ctrl-C, so the server, the database and the keys are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not args.skip_fanout:
+        # Before the server starts, which inherits it: one descriptor per socket, both ends.
+        raise_fd_limit(args.fanout_sockets + 1000)
     try:
         meets = bench(args)
     except BenchError as exc:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from app.auth.cache import snapshot
 from app.auth.sessions import SessionUser
@@ -17,7 +18,7 @@ class Principal:
     login_id: str  # the login this session belongs to (what /users/me/sessions lists)
 
 
-async def _load_user(request: Request, user_id: int) -> SessionUser | None:
+async def _load_user(request: HTTPConnection, user_id: int) -> SessionUser | None:
     """Cache miss: read the user once and cache it, unless a newer snapshot landed meanwhile."""
     state = request.app.state
     async with state.sessionmaker() as session:
@@ -29,8 +30,11 @@ async def _load_user(request: Request, user_id: int) -> SessionUser | None:
     return fresh
 
 
-async def authenticate(request: Request) -> Principal | None:
-    """The caller's live session and active user, or None."""
+async def authenticate(request: HTTPConnection) -> Principal | None:
+    """The caller's live session and active user, or None.
+
+    Takes any connection so that the live-updates WebSocket (app/live) authenticates
+    exactly as an HTTP request does: same cookie, same store read, same rules."""
     state = request.app.state
     token = request.cookies.get(state.cookies.session)
     if not token:

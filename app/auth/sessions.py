@@ -23,6 +23,11 @@ from the prefix, so they assume one Redis server (not Cluster).
 An authenticated request costs one round trip (app/redis.py AutoPipeline): the read
 script checks the session and its login, bumps last-seen at most once a minute and
 returns the user snapshot, which app/auth/cache.py keeps true after every commit.
+
+Live sockets (app/live) belong to a login. Every script that ends logins publishes
+their ids on `<prefix>live:revoked` in the same atomic step, whichever process ran
+it (a worker, the command line), so that every worker closes their sockets; the
+memory store calls its `login_listeners` instead. Rotation ends no login.
 """
 
 import hashlib
@@ -30,6 +35,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -43,6 +49,8 @@ from app.redis import AutoPipeline
 MAX_TOKEN_LENGTH = 128
 SEEN_RESOLUTION_SECONDS = 60
 USER_CACHE_SECONDS = 24 * 3600
+# Live updates (app/live): the channel, under the key prefix, naming the logins a script ended.
+REVOKED_CHANNEL = "live:revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +154,16 @@ class SessionStore(Protocol):
     async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int: ...
     async def list_user(self, user_id: int) -> list[LoginInfo]: ...
     async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None: ...
+    async def live_logins(self, login_ids: Collection[str]) -> set[str]: ...
     async def forget_user(self, user_id: int) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
 
-# Shared by the scripts below: end one login, its live tokens and its index entry.
+# Shared by the scripts below: end one login, its live tokens and its index entry;
+# `announce` then names every login ended, in one message (live sockets, see above).
 _DROP = """
+local dropped = {}
 local function drop(p, fam)
   local fk = p .. 'f:' .. fam
   local f = redis.call('HMGET', fk, 'uid', 's', 'r')
@@ -161,9 +172,15 @@ local function drop(p, fam)
   if f[3] then redis.call('DEL', p .. 'r:' .. f[3]) end
   redis.call('DEL', fk)
   redis.call('SREM', p .. 'uf:' .. f[1], fam)
+  dropped[#dropped + 1] = fam
   return 1
 end
-"""
+local function announce(p)
+  if #dropped > 0 then
+    redis.call('PUBLISH', p .. '@REVOKED_CHANNEL@', table.concat(dropped, ' '))
+  end
+end
+""".replace("@REVOKED_CHANNEL@", REVOKED_CHANNEL)
 
 _READ = """
 local s = redis.call('HMGET', KEYS[1], 'uid', 'fam')
@@ -206,6 +223,7 @@ if not r[1] then return {'invalid'} end
 if r[3] ~= '' then
   if now - tonumber(r[3]) <= grace then return {'grace', r[1], r[2]} end
   drop(p, r[2])
+  announce(p)
   return {'reused', r[1], r[2]}
 end
 local fk = p .. 'f:' .. r[2]
@@ -214,6 +232,7 @@ if not f[2] then return {'invalid', r[1], r[2]} end
 local left = math.floor(tonumber(f[2]) - now)
 if left <= 0 then
   drop(p, r[2])
+  announce(p)
   return {'invalid', r[1], r[2]}
 end
 -- Kept, marked as rotated, until the login ends: a later replay is then recognised.
@@ -236,7 +255,9 @@ _REVOKE_SESSION = (
 local fam = redis.call('HGET', KEYS[1], 'fam')
 if not fam then return 0 end
 redis.call('DEL', KEYS[1])
-return drop(ARGV[1], fam)
+local n = drop(ARGV[1], fam)
+announce(ARGV[1])
+return n
 """
 )
 
@@ -245,7 +266,9 @@ _REVOKE_REFRESH = (
     + """
 local r = redis.call('HMGET', KEYS[1], 'fam', 'rot')
 if not r[1] or r[2] ~= '' then return 0 end
-return drop(ARGV[1], r[1])
+local n = drop(ARGV[1], r[1])
+announce(ARGV[1])
+return n
 """
 )
 
@@ -253,7 +276,9 @@ _REVOKE_LOGIN = (
     _DROP
     + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 then return 0 end
-return drop(ARGV[1], ARGV[2])
+local n = drop(ARGV[1], ARGV[2])
+announce(ARGV[1])
+return n
 """
 )
 
@@ -264,6 +289,7 @@ local n = 0
 for _, fam in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if fam ~= ARGV[2] then n = n + drop(ARGV[1], fam) end
 end
+announce(ARGV[1])
 return n
 """
 )
@@ -368,6 +394,17 @@ class RedisSessionStore:
             f"{self.prefix}u:{user.id}", user.dumps(), ex=USER_CACHE_SECONDS, nx=only_if_absent
         )
 
+    async def live_logins(self, login_ids: Collection[str]) -> set[str]:
+        """Which of these logins still exist (live sockets re-check theirs, see app/live)."""
+        ordered = list(login_ids)
+        if not ordered:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for login_id in ordered:
+                pipe.exists(f"{self.prefix}f:{login_id}")
+            found = await pipe.execute()
+        return {login_id for login_id, exists in zip(ordered, found, strict=True) if exists}
+
     async def forget_user(self, user_id: int) -> None:
         await self.redis.delete(f"{self.prefix}u:{user_id}")
 
@@ -394,6 +431,8 @@ class MemorySessionStore:
         self.refreshes: dict[str, tuple[str, float, float | None]] = {}  # hash -> (login, expires, rotated)
         self.logins: dict[str, _Login] = {}
         self.users: dict[int, SessionUser] = {}
+        # Live updates (app/live): told the ids of logins as they end, as the scripts publish them.
+        self.login_listeners: list[Callable[[list[str]], None]] = []
 
     def _login(self, login_id: str) -> _Login | None:
         login = self.logins.get(login_id)
@@ -408,6 +447,8 @@ class MemorySessionStore:
             return False
         self.sessions.pop(login.session, None)
         self.refreshes.pop(login.refresh, None)
+        for listener in self.login_listeners:
+            listener([login_id])
         return True
 
     def _issue(self, login: _Login, session_ttl: int) -> Tokens:
@@ -499,6 +540,9 @@ class MemorySessionStore:
         if only_if_absent and user.id in self.users:
             return
         self.users[user.id] = user
+
+    async def live_logins(self, login_ids: Collection[str]) -> set[str]:
+        return {login_id for login_id in login_ids if self._login(login_id) is not None}
 
     async def forget_user(self, user_id: int) -> None:
         self.users.pop(user_id, None)

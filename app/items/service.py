@@ -7,6 +7,7 @@ from app.db import utcnow
 from app.errors import AppError, ErrorCode
 from app.items import repository
 from app.items.schemas import ItemCreate, ItemSort, ItemUpdate
+from app.live.publish import item_changed, snapshot
 from app.models import Item
 
 MAX_ID = 2**31 - 1
@@ -53,7 +54,9 @@ async def create_item(session: AsyncSession, data: ItemCreate, owner: SessionUse
         created_at=now,
         updated_at=now,
     )
-    return await repository.add(session, item)
+    created = await repository.add(session, item)
+    item_changed(session, "item.created", created)  # live updates, after the commit
+    return created
 
 
 async def update_item(session: AsyncSession, item_id: int, data: ItemUpdate, user: SessionUser) -> Item:
@@ -63,11 +66,15 @@ async def update_item(session: AsyncSession, item_id: int, data: ItemUpdate, use
     changes = data.changes()
     if not changes:
         return item
-    return await repository.update(session, item, changes)
+    before = snapshot(item)  # live updates: who could see it before decides who loses it
+    updated = await repository.update(session, item, changes)
+    item_changed(session, "item.updated", updated, previous=before)
+    return updated
 
 
 async def delete_item(session: AsyncSession, item_id: int, user: SessionUser) -> None:
     item = await _existing(session, item_id)
     if not _may_change(item, user):
         raise AppError(ErrorCode.FORBIDDEN, "Only the owner or an admin may delete this item.")
+    item_changed(session, "item.deleted", item)  # live updates, after the commit
     await repository.delete(session, item)

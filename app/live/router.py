@@ -1,0 +1,93 @@
+"""`WebSocket /api/v1/ws`: admission, then the hub takes over."""
+
+from logging import WARNING
+
+from fastapi import APIRouter, WebSocket
+
+from app.audit import audit
+from app.auth.csrf import own_origin
+from app.auth.deps import Principal, authenticate
+from app.errors import ErrorCode, error_response, unavailable
+from app.live.broadcast import Broadcaster
+from app.live.hub import Hub
+from app.middleware import is_outage
+
+router = APIRouter(tags=["live"])
+
+# How long a new socket waits for this worker's subscription (just started, or
+# reconnecting to Redis) before it is refused with 503 rather than accepted deaf.
+READY_TIMEOUT_SECONDS = 2.0
+REFUSED_STATUS = 403  # API.md section 7: any refusal during the handshake
+
+
+def foreign_origin(websocket: WebSocket) -> bool:
+    """The Origin rule of the CSRF check (app/auth/csrf.py): a present Origin must be our
+    own or listed in CORS_ORIGINS. Browsers always send one on a WebSocket handshake,
+    so a missing Origin is a non-browser client, which cross-site attacks cannot drive."""
+    headers = websocket.headers
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    origin = origin.lower().rstrip("/")
+    trusted = {o.lower() for o in websocket.app.state.settings.cors_origins}
+    return origin != own_origin(websocket.scope, headers) and origin not in trusted
+
+
+async def refuse(websocket: WebSocket, code: ErrorCode) -> None:
+    """Answer the handshake with an HTTP error and the contract's envelope: 403 for a
+    refused socket, 503 (with Retry-After) when a backing service is down."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        if code is ErrorCode.SERVICE_UNAVAILABLE:
+            response = unavailable()
+        else:
+            response = error_response(code, status_code=REFUSED_STATUS)
+        await websocket.send_denial_response(response)
+    else:  # a server without the denial extension answers a close before accept with 403
+        await websocket.close(1008)
+
+
+async def _admit(websocket: WebSocket, broadcaster: Broadcaster) -> Principal | ErrorCode:
+    if foreign_origin(websocket):
+        audit(websocket, "websocket_rejected", "denied", level=WARNING, reason="foreign origin")
+        return ErrorCode.CSRF_FAILED
+    principal = await authenticate(websocket)
+    if principal is None:
+        return ErrorCode.NOT_AUTHENTICATED
+    if not await broadcaster.ready(READY_TIMEOUT_SECONDS):
+        return ErrorCode.SERVICE_UNAVAILABLE
+    return principal
+
+
+@router.websocket("/ws")
+async def live_updates(websocket: WebSocket) -> None:
+    """Pushes `{"type": "item.created" | "item.updated" | "item.deleted", "item": {...}}` for
+    every change to an item the user may see, and `{"type": "ping"}` every 25 s."""
+    state = websocket.app.state
+    hub: Hub = state.live_hub
+    try:
+        admitted = await _admit(websocket, state.live_broadcaster)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        admitted = ErrorCode.SERVICE_UNAVAILABLE
+    if isinstance(admitted, ErrorCode):
+        await refuse(websocket, admitted)
+        return
+    socket = hub.add(websocket, admitted.user, admitted.login_id)
+    try:
+        # A revocation published between the session read and `add` found no socket to
+        # close: look at the login once more, now that one would be found.
+        try:
+            alive = await state.session_store.live_logins({admitted.login_id})
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await refuse(websocket, ErrorCode.SERVICE_UNAVAILABLE)
+            return
+        if not alive:
+            await refuse(websocket, ErrorCode.NOT_AUTHENTICATED)
+            return
+        await websocket.accept()
+        await socket.serve()
+    finally:
+        socket.end(None)  # forgotten by the hub in every case
