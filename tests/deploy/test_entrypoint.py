@@ -3,7 +3,6 @@ and our own Redis key prefix, it migrates, the app creates the first superuser, 
 answers /healthz and exits on SIGTERM; with PostgreSQL unreachable it gives up in time."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,13 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_URL, REDIS_URL, TEST_DATABASE, recreate_database
+from tests.fixtures.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 DATABASE = f"{TEST_DATABASE}_entrypoint"
 SUPERUSER_EMAIL = "root-entrypoint@example.com"
 STARTUP_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def script_env(database_url: str, port: int, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ SIGSTOP) on a throwaway `redis-server`, PostgreSQL faults are made by the relay
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,12 +24,7 @@ from tests.conftest import ClientFactory, client_factory, make_settings
 from tests.faults.helpers import serving
 from tests.faults.relay import Relay
 from tests.fixtures.client import ApiClient
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.fixtures.server import free_port
 
 
 class ThrowawayRedis:

@@ -5,11 +5,9 @@ processes on the tests' database and Redis prefix, as two workers of one deploym
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,15 +22,9 @@ from fastapi import FastAPI
 from app.models import User
 from tests.conftest import REDIS_URL, SECRET_KEY
 from tests.fixtures.client import Account, ApiClient, login, register
+from tests.fixtures.server import free_port, stop, wait_until_live
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- in process
@@ -133,29 +125,9 @@ def _start(env: dict[str, str]) -> Worker:
     return Worker(f"http://127.0.0.1:{port}", process, log)
 
 
-def _wait_live(worker: Worker) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            worker.log.seek(0)
-            raise AssertionError(f"the server exited with {worker.process.returncode}:\n{worker.log.read()}")
-        try:
-            if httpx.get(f"{worker.base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{worker.base_url} did not answer /healthz in time")
-
-
-def _stop(worker: Worker) -> None:
-    worker.process.terminate()
-    try:
-        worker.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        worker.process.wait()
-    worker.log.close()
+def _log_of(worker: Worker) -> str:
+    worker.log.seek(0)
+    return str(worker.log.read())
 
 
 @pytest.fixture(scope="session")
@@ -167,11 +139,12 @@ def workers(database_url: str, redis_prefix: str) -> Iterator[list[Worker]]:
         for _ in range(2):
             started.append(_start(env))
         for worker in started:
-            _wait_live(worker)
+            wait_until_live(worker.process, worker.base_url, lambda w=worker: _log_of(w))
         yield started
     finally:
         for worker in started:
-            _stop(worker)
+            stop(worker.process)
+            worker.log.close()
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ the end, also when a test failed.
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,9 +31,9 @@ from tests.conftest import (
     recreate_database,
 )
 from tests.fixtures.client import API, PASSWORD
+from tests.fixtures.server import free_port, stop, wait_until_live
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_SECONDS = 30.0
 # COOKIE_SECURE=false (plain http): the cookies go without their __Host-/__Secure- prefixes.
 SESSION_COOKIE = "session"
 CSRF_COOKIE = "csrftoken"
@@ -56,12 +54,6 @@ class Credentials:
 
     session: str
     csrf_token: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(database_url: str, redis_prefix: str) -> dict[str, str]:
@@ -91,20 +83,6 @@ async def drop_database(name: str) -> None:
         await admin.close()
 
 
-def wait_until_live(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the server did not answer /healthz within {STARTUP_TIMEOUT_SECONDS:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def server_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("live-server")
@@ -131,15 +109,10 @@ async def live_server(redis_prefix: str, server_directory: Path) -> AsyncIterato
                 command, cwd=server_directory, env=env, stdout=output, stderr=subprocess.STDOUT
             )
         try:
-            await anyio.to_thread.run_sync(wait_until_live, process, base_url, log)
+            await anyio.to_thread.run_sync(wait_until_live, process, base_url, log.read_text)
             yield LiveServer(base_url, log)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
     finally:
         await drop_database(name)
 
