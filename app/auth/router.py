@@ -1,5 +1,7 @@
 """Auth routes (API.md section 3): CSRF token, register (fastapi-users), login, refresh, logout."""
 
+import hashlib
+import hmac
 from logging import WARNING
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +31,10 @@ register_router.include_router(
     ),
     dependencies=[per_ip()],
 )
+
+
+def _subject(key: str, identifier: str) -> str:
+    return hmac.new(key.encode(), identifier.casefold().encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _set_csrf(request: Request, response: Response, token: str, max_age: int | None = None) -> None:
@@ -79,7 +85,9 @@ async def login(
     await state.rate_limits.check_login(request, body.username)
     user = await manager.authenticate_login(body.username, body.password)
     if user is None:
-        audit(request, "login", "failure")
+        # Which account was tried, without writing the submitted name into the log
+        # (it may be a password typed in the wrong field): a keyed hash, stable per name.
+        audit(request, "login", "failure", subject=_subject(state.settings.signing_key, body.username))
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     # Only after the right password: otherwise this answer would reveal the account.
     if not user.is_active:

@@ -135,3 +135,20 @@ async def test_a_change_of_the_user_is_seen_by_the_next_request(app, user):
     assert me["is_superuser"] is True
     assert me["roles"] == ["user", "admin"]
     assert me["username"] == account.username + "x"
+
+
+async def test_failed_logins_name_the_account_tried_only_as_a_keyed_hash(make_client, caplog):
+    client = make_client()
+    name = unique()
+    caplog.set_level("INFO", logger="app.audit")
+    for identifier in (name, name.upper(), unique()):
+        response = await client.post(
+            f"{API}/auth/login", json={"username": identifier, "password": "wrong-guess"}
+        )
+        assert response.status_code == 401
+    subjects = [r.subject for r in caplog.records if getattr(r, "event", None) == "login"]
+    assert len(subjects) == 3
+    assert subjects[0] == subjects[1] != subjects[2]  # case-folded, and one per account
+    assert all(len(s) == 16 and name not in s for s in subjects)
+    assert name not in caplog.text
+    assert name.upper() not in caplog.text
