@@ -154,6 +154,16 @@ async def user(make_client: ClientFactory) -> tuple[ApiClient, Account]:
     return client, account
 
 
+async def promote(app: FastAPI, user_id: int) -> None:
+    """Make a user superuser in the database, as an operator would. Through the app's
+    sessionmaker, whose flush listener keeps the user's Redis snapshot true."""
+    async with app.state.sessionmaker() as session:
+        row = await session.get(User, user_id)
+        assert row is not None
+        row.is_superuser = True
+        await session.commit()
+
+
 @pytest.fixture
 async def make_admin(
     app: FastAPI, make_client: ClientFactory
@@ -163,11 +173,7 @@ async def make_admin(
     async def make() -> tuple[ApiClient, Account]:
         client = make_client()
         account = await register(client)
-        async with app.state.sessionmaker() as session:
-            row = await session.get(User, account.id)
-            assert row is not None
-            row.is_superuser = True
-            await session.commit()
+        await promote(app, account.id)
         await login(client, account)
         return client, account
 

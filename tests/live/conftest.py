@@ -19,8 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from app.models import User
-from tests.conftest import REDIS_URL, SECRET_KEY
+from tests.conftest import REDIS_URL, SECRET_KEY, promote
 from tests.fixtures.client import Account, ApiClient, login, register
 from tests.fixtures.server import free_port, stop, wait_until_live
 
@@ -166,12 +165,7 @@ def make_user(deployment: Deployment, app: FastAPI) -> UserFactory:
         client = deployment.client(worker)
         account = await register(client)
         if admin:
-            # Through the in-process app: its sessionmaker keeps the Redis snapshot true.
-            async with app.state.sessionmaker() as session:
-                row = await session.get(User, account.id)
-                assert row is not None
-                row.is_superuser = True
-                await session.commit()
+            await promote(app, account.id)
         await login(client, account)
         return client, account
 
