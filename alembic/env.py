@@ -4,6 +4,7 @@ import asyncio
 from logging.config import fileConfig
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -17,6 +18,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name)
 
 target_metadata = Base.metadata
+# Any constant of our own: pg_advisory_xact_lock's key space is per database.
+MIGRATION_LOCK_KEY = 0x61707000
 
 
 def database_url() -> str:
@@ -41,6 +44,11 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together take turns: the lock is held until this
+            # transaction (the whole upgrade: PostgreSQL's DDL is transactional) commits,
+            # and the next one then reads the new version and has nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

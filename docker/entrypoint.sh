@@ -86,9 +86,9 @@ async def main() -> None:
 asyncio.run(main())
 PY
 
-# Before any worker starts, so that no worker serves an old schema. With several
-# replicas starting at once a loser's migration can fail; it exits non-zero and the
-# restart policy starts it again, when the schema is at head already.
+# Before any worker starts, so that no worker serves an old schema. Replicas starting
+# together take turns (a PostgreSQL advisory lock in alembic/env.py): the first
+# migrates, the others then find the schema at head.
 log "applying migrations"
 python -m app migrate
 
@@ -96,7 +96,7 @@ python -m app migrate
 # edge network's subnet); 127.0.0.1 is the safe default outside compose.
 log "starting uvicorn on port ${PORT:-8000} with ${WEB_CONCURRENCY:-1} worker(s)"
 exec uvicorn app.main:app \
-    --host 0.0.0.0 \
+    --host "${LISTEN_HOST:-0.0.0.0}" \
     --port "${PORT:-8000}" \
     --workers "${WEB_CONCURRENCY:-1}" \
     --proxy-headers \

@@ -1,0 +1,163 @@
+"""End to end through a real Caddy (Debian's) running the repository's Caddyfile: TLS,
+the security headers, what is and is not routed, the SPA's fallback, the body limit,
+the API and its WebSocket over https, and the client address the backends believe."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.deploy.conftest import CSRF_COOKIE, SESSION_COOKIE, Edge
+from tests.fixtures.client import API, login, register, unique
+
+pytestmark = pytest.mark.slow
+
+
+def header_names(response: httpx.Response) -> set[str]:
+    return {name.lower() for name in response.headers}
+
+
+async def test_security_headers_on_the_spa_and_the_api(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    for path in ("/", f"{API}/health", f"{API}/items"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert response.http_version in ("HTTP/1.1", "HTTP/2")
+        headers = response.headers
+        assert headers["strict-transport-security"].startswith("max-age=31536000"), path
+        csp = headers["content-security-policy"]
+        for directive in ("default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"):
+            assert directive in csp, path
+        assert "unsafe-inline" not in csp, path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "strict-origin-when-cross-origin", path
+        # Neither Caddy's nor uvicorn's name and version.
+        assert "server" not in header_names(response), path
+
+
+async def test_plain_http_redirects_to_https(edge_clients: Edge) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{edge_clients.http_url}/login?next=/items")
+    assert response.status_code in (301, 308)
+    assert response.headers["location"].startswith("https://localhost")
+    assert response.headers["location"].endswith("/login?next=/items")
+
+
+async def test_internal_routes_are_not_routed(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    for path in ("/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert "http_requests_total" not in response.text
+    # They exist on the replica itself, where an operator scrapes them.
+    backend = edge_clients.backends[0]
+    assert httpx.get(f"{backend.base_url}/metrics").status_code == 200
+
+
+async def test_spa_files_and_client_side_routes(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    index = await client.get("/")
+    assert index.status_code == 200
+    assert index.headers["content-type"].startswith("text/html")
+    assert '<script src="/app.js"' in index.text or "app.js" in index.text
+    script = await client.get("/app.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    # A route of the SPA's own (the reset link's) gets index.html, not a 404.
+    deep = await client.get("/reset-password")
+    assert deep.status_code == 200
+    assert deep.text == index.text
+    # An unknown API path is the API's 404 in its envelope, not the SPA's page.
+    missing = await client.get(f"{API}/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
+async def test_oversized_bodies_are_refused_at_the_edge(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    account = await register(client)
+    await login(client, account)
+    before = (await client.get(f"{API}/items", params={"q": account.username})).json()["total"]
+    body = json.dumps({"title": "big", "description": "x" * (2 * 1024 * 1024)})
+    response = await client.post(f"{API}/items", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    after = (await client.get(f"{API}/items", params={"q": account.username})).json()["total"]
+    assert after == before
+
+
+async def test_session_over_https_with_secure_prefixed_cookies(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    account = await register(client)
+    response = await login(client, account)
+    set_cookies = response.headers.get_list("set-cookie")
+    session = next(value for value in set_cookies if value.startswith(f"{SESSION_COOKIE}="))
+    attributes = {part.strip().split("=")[0] for part in session.split(";")[1:]}
+    assert {"Secure", "HttpOnly", "Path"} <= attributes
+    assert "Domain" not in attributes
+    assert any(value.startswith(f"{CSRF_COOKIE}=") for value in set_cookies)
+    assert any(value.startswith("__Secure-refresh=") for value in set_cookies)
+    me = await client.get(f"{API}/users/me")
+    assert me.status_code == 200
+    assert me.json()["username"] == account.username
+    refreshed = await client.post(f"{API}/auth/refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await client.post(f"{API}/auth/logout")).status_code == 200
+    assert (await client.get(f"{API}/users/me")).status_code == 401
+
+
+async def test_backends_believe_caddy_not_the_client_about_the_client_address(
+    edge_clients: Edge,
+) -> None:
+    # The client says it is 203.0.113.9; Caddy (not a trusted proxy of its own
+    # clients) replaces that with the address it saw, which the backends believe.
+    client = edge_clients.client(source="127.0.0.201")
+    account = await register(client)
+    response = await client.post(
+        f"{API}/auth/login",
+        json={"username": account.username, "password": account.password},
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"},
+    )
+    assert response.status_code == 200
+    sessions = (await client.get(f"{API}/users/me/sessions")).json()
+    assert [entry["ip"] for entry in sessions] == ["127.0.0.201"]
+
+
+async def test_login_limit_cannot_be_dodged_with_a_forged_forwarded_header(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    statuses = []
+    for attempt in range(7):
+        response = await client.post(
+            f"{API}/auth/login",
+            # A different name each time: only the per-IP limit applies.
+            json={"username": unique(), "password": "wrong-password-1"},
+            headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses[:5] == [401] * 5
+    assert statuses[5:] == [429, 429]
+
+
+async def test_websocket_through_the_edge(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    account = await register(client)
+    await login(client, account)
+    ws_url = edge_clients.base_url.replace("https://", "wss://") + f"{API}/ws"
+    cookie = f"{SESSION_COOKIE}={client.session_token}"
+    async with connect(
+        ws_url,
+        ssl=edge_clients.ssl_context(),
+        additional_headers={"Cookie": cookie, "Origin": edge_clients.base_url},
+        open_timeout=10,
+    ) as ws:
+        title = unique("edge-item-")
+        created = await client.post(f"{API}/items", json={"title": title})
+        assert created.status_code == 201
+        async with asyncio.timeout(5):
+            while (message := json.loads(await ws.recv()))["type"] == "ping":
+                pass
+        assert message["type"] == "item.created"
+        assert message["item"]["title"] == title
