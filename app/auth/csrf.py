@@ -42,14 +42,19 @@ class CsrfSigner:
         payload = {"n": secrets.token_urlsafe(16), "b": self.binding(session_token)}
         return str(self.serializer.dumps(payload))
 
-    def valid(self, token: str, session_token: str | None) -> bool:
+    def valid(self, token: str, session_token: str | None, *, max_age: int | None = None) -> bool:
         try:
-            payload = self.serializer.loads(token, max_age=self.max_age)
+            payload = self.serializer.loads(token, max_age=max_age or self.max_age)
         except BadData:
             return False
         if not isinstance(payload, dict):
             return False
         return hmac.compare_digest(str(payload.get("b", "")), self.binding(session_token))
+
+    def reusable(self, token: str | None, session_token: str | None) -> bool:
+        """Valid for this session with at least half its life left: handed out again, so
+        that one tab asking for a token does not invalidate the one another tab holds."""
+        return bool(token) and self.valid(str(token), session_token, max_age=max(1, self.max_age // 2))
 
 
 def parse_cookies(cookie_header: str) -> dict[str, str]:

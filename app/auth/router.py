@@ -56,8 +56,11 @@ def _hand_over(request: Request, body: BaseModel, tokens: Tokens, csrf_token: st
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
 async def get_csrf_token(request: Request) -> JSONResponse:
     """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
-    The token is bound to the session cookie the browser holds now (none before login)."""
-    token = request.app.state.csrf.issue(request.cookies.get(request.app.state.cookies.session))
+    The token is bound to the session cookie the browser holds now (none before login);
+    while the CSRF cookie holds a token still good for that session, it is that one."""
+    state = request.app.state
+    session, held = request.cookies.get(state.cookies.session), request.cookies.get(state.cookies.csrf)
+    token = held if held and state.csrf.reusable(held, session) else state.csrf.issue(session)
     response = JSONResponse({"csrf_token": token})
     _set_csrf(request, response, token)
     return response

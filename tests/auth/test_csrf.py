@@ -66,6 +66,23 @@ async def test_token_from_before_login_stops_working_at_login(make_client):
     assert_csrf_failed(response)
 
 
+async def test_asking_again_returns_the_token_the_browser_holds(user, make_client):
+    # Two tabs share the cookie jar: one tab's GET /auth/csrf must not invalidate the
+    # token the other tab holds in memory.
+    client, _ = user
+    held = client.cookies.get("__Host-csrftoken")
+    again = await client.get(f"{API}/auth/csrf")
+    assert again.json()["csrf_token"] == held
+    assert (
+        await client.post(f"{API}/items", json={"title": "x"}, headers={"X-CSRF-Token": held})
+    ).status_code == 201
+    # A token that is not good for this session is not handed out again.
+    response = await make_client().get(f"{API}/auth/csrf", headers={"Cookie": f"__Host-csrftoken={held}"})
+    fresh = response.json()["csrf_token"]
+    assert fresh != held
+    assert response.cookies.get("__Host-csrftoken") == fresh
+
+
 async def test_login_and_register_need_the_token_too(client):
     account_name = unique()
     response = await client.post(
