@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck migrate revision bench clean
+.PHONY: run edge test lint typecheck migrate revision bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
 
+## The demo SPA (web/) and the API through Caddy, as deployed: https://localhost:8443.
+## Needs caddy (apt-get install caddy) and `make run` in another terminal.
+edge:
+	SITE_ADDRESS=localhost:8443 HTTPS_PORT=8443 HTTP_PORT=8080 CADDY_ADMIN=localhost:2019 \
+	BACKEND_HOST=$(HOST) BACKEND_PORT=$(PORT) SPA_ROOT=$(CURDIR)/web \
+	XDG_DATA_HOME=$(CURDIR)/data/caddy XDG_CONFIG_HOME=$(CURDIR)/data/caddy \
+	caddy run --config Caddyfile --adapter caddyfile
+
 ## The whole suite against the local PostgreSQL and Redis (see tests/conftest.py).
+## tests/deploy also runs Caddy and Chromium from Debian's packages when they are installed.
 test: $(VENV)/.dev
+	@command -v caddy >/dev/null || echo "make test: caddy is not installed: SKIPPING the edge, scale-out and browser tests (apt-get install caddy chromium)"
+	@command -v chromium >/dev/null || echo "make test: chromium is not installed: SKIPPING the browser tests (apt-get install chromium)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
