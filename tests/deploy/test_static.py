@@ -104,6 +104,13 @@ def test_compose_named_volumes_and_redis_persistence(compose: dict[str, Any]) ->
     assert re.search(r"--appendonly\s+yes", command)
 
 
+def test_compose_serves_the_spa_from_web(compose: dict[str, Any]) -> None:
+    caddy = compose["services"]["caddy"]
+    # /srv is the Caddyfile's SPA_ROOT default; SPA_DIST lets an operator mount a built SPA.
+    assert "${SPA_DIST:-./web}:/srv:ro" in caddy["volumes"]
+    assert (ROOT / "web" / "index.html").is_file()
+
+
 # ------------------------------------------------------------------ Caddyfile
 
 
