@@ -3,7 +3,7 @@
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import User
+from app.models import Item, User
 
 
 def _escape_like(text: str) -> str:
@@ -60,3 +60,7 @@ async def delete(session: AsyncSession, user: User) -> None:
     # database's ON DELETE CASCADE removes the items.
     await session.delete(user)
     await session.flush()
+
+
+async def owned_items(session: AsyncSession, user_id: int) -> list[Item]:
+    return list(await session.scalars(select(Item).where(Item.owner_id == user_id).order_by(Item.id)))

@@ -8,6 +8,7 @@ from app.admin.schemas import AdminUserUpdate
 from app.auth.manager import UserManager
 from app.auth.sessions import SessionStore
 from app.errors import AppError, ErrorCode
+from app.live.publish import item_changed
 from app.models import User
 
 MAX_ID = 2**31 - 1  # the column is a 32-bit integer; larger ids cannot exist
@@ -69,6 +70,10 @@ async def delete_user(session: AsyncSession, store: SessionStore, user_id: int) 
     # Before the commit, as above. app/auth/cache.py revokes once more after it, which
     # also ends a login that slipped in between.
     await store.revoke_user(user.id)
+    # The database's ON DELETE CASCADE removes their items where the ORM cannot see
+    # it: announce each, so that open pages drop them (after the commit, as any delete).
+    for item in await repository.owned_items(session, user.id):
+        item_changed(session, "item.deleted", item)
     await repository.delete(session, user)
 
 

@@ -119,6 +119,24 @@ async def test_updates_and_deletes_reach_who_may_see_the_item(app: FastAPI, serv
             await expect_event(ws, "item.deleted", changed)
 
 
+async def test_deleting_a_user_deletes_their_items_on_every_page(
+    app: FastAPI, served: str, logged_in, make_client, admin
+):
+    owner, watcher, boss = make_client(), await logged_in(), await admin()
+    account = await register(owner)
+    await login(owner, account)
+    async with await open_socket(served, cookie=cookie_of(app, watcher)) as theirs:
+        shown = await create_item(owner)
+        secret = await create_item(owner, is_private=True)
+        await expect_event(theirs, "item.created", shown)
+        response = await boss.delete(f"{API}/admin/users/{account.id}")
+        assert response.status_code == 204
+        # Only what the watcher could see; the private item was never theirs to drop.
+        await expect_event(theirs, "item.deleted", shown)
+        await expect_marker(theirs, watcher)
+    assert (await watcher.get(f"{API}/items/{secret['id']}")).status_code == 404
+
+
 async def test_an_item_turning_private_is_deleted_for_those_who_lose_sight_of_it(
     app: FastAPI, served: str, logged_in
 ):
