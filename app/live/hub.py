@@ -40,6 +40,9 @@ CLOSE_GOING_AWAY = 1001
 REASONS = {CLOSE_REVOKED: "session revoked", CLOSE_TOO_SLOW: "too far behind", CLOSE_GOING_AWAY: "going away"}
 
 QUEUE_SIZE = 256
+# Per user and worker: enough for every tab a person keeps open, few enough that one
+# account cannot hold a worker's memory (each socket is ~80 KiB with its buffers).
+MAX_SOCKETS_PER_USER = 20
 SEND_TIMEOUT_SECONDS = 10.0
 # How often sends are checked against SEND_TIMEOUT: one pass over the sockets, rather
 # than a timer per send, which cost a tenth of a fan-out.
@@ -150,6 +153,7 @@ class Hub:
         close_timeout: float = CLOSE_TIMEOUT_SECONDS,
         heartbeat: float = HEARTBEAT_SECONDS,
         watchdog: float = WATCHDOG_SECONDS,
+        max_per_user: int = MAX_SOCKETS_PER_USER,
         gauge: Gauge | None = None,
     ) -> None:
         self.queue_size = queue_size
@@ -157,11 +161,15 @@ class Hub:
         self.close_timeout = close_timeout
         self.heartbeat = heartbeat
         self.watchdog = watchdog
+        self.max_per_user = max_per_user
         self.gauge = gauge
         self.sockets: set[LiveSocket] = set()
         self.admins: set[LiveSocket] = set()
         self.by_user: dict[int, set[LiveSocket]] = {}
         self.by_login: dict[str, set[LiveSocket]] = {}
+
+    def full_for(self, user_id: int) -> bool:
+        return len(self.by_user.get(user_id, ())) >= self.max_per_user
 
     def add(self, websocket: WebSocket, user: SessionUser, login_id: str) -> LiveSocket:
         socket = LiveSocket(self, websocket, user, login_id)

@@ -35,10 +35,13 @@ def foreign_origin(websocket: WebSocket) -> bool:
 
 async def refuse(websocket: WebSocket, code: ErrorCode) -> None:
     """Answer the handshake with an HTTP error and the contract's envelope: 403 for a
-    refused socket, 503 (with Retry-After) when a backing service is down."""
+    refused socket, 429 for one socket too many, 503 (with Retry-After) when a backing
+    service is down."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         if code is ErrorCode.SERVICE_UNAVAILABLE:
             response = unavailable()
+        elif code is ErrorCode.RATE_LIMITED:
+            response = error_response(code, "Too many live connections for this user.")
         else:
             response = error_response(code, status_code=REFUSED_STATUS)
         await websocket.send_denial_response(response)
@@ -72,6 +75,10 @@ async def live_updates(websocket: WebSocket) -> None:
         admitted = ErrorCode.SERVICE_UNAVAILABLE
     if isinstance(admitted, ErrorCode):
         await refuse(websocket, admitted)
+        return
+    # No await between the count and `add`: concurrent handshakes cannot both slip in.
+    if hub.full_for(admitted.user.id):
+        await refuse(websocket, ErrorCode.RATE_LIMITED)
         return
     socket = hub.add(websocket, admitted.user, admitted.login_id)
     try:

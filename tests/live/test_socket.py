@@ -14,7 +14,7 @@ from app.db import transaction
 from app.items import service as items_service
 from app.items.schemas import ItemCreate
 from app.live.events import ItemEvent
-from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW
+from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW, MAX_SOCKETS_PER_USER
 from tests.conftest import ClientFactory
 from tests.fixtures.client import API, ApiClient, login, register, unique
 from tests.live.conftest import cookie_of
@@ -79,6 +79,22 @@ async def test_the_refusal_carries_the_error_envelope(served: str):
     response = refused.value.response
     assert response.status_code == 403
     assert json.loads(response.body)["error"]["code"] == "not_authenticated"
+
+
+async def test_one_user_cannot_hold_more_than_twenty_sockets(app: FastAPI, served: str, logged_in):
+    client, other = await logged_in(), await logged_in()
+    opened = [await open_socket(served, cookie=cookie_of(app, client)) for _ in range(MAX_SOCKETS_PER_USER)]
+    try:
+        assert await refused_status(served, cookie=cookie_of(app, client)) == 429
+        # Someone else is not affected, and a closed socket frees a place.
+        async with await open_socket(served, cookie=cookie_of(app, other)):
+            pass
+        await opened.pop().close()
+        await asyncio.sleep(0.2)  # the server notices the close
+        opened.append(await open_socket(served, cookie=cookie_of(app, client)))
+    finally:
+        for ws in opened:
+            await ws.close()
 
 
 async def test_a_logged_out_session_cannot_open_a_socket(app: FastAPI, served: str, logged_in):
