@@ -33,11 +33,20 @@ SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 ClientFactory = Callable[..., ApiClient]
 
 
-async def recreate_database(name: str) -> str:
-    """Drop and create `name` (ours alone), returning its URL."""
+async def drop_database(name: str) -> None:
+    """Drop `name` (ours alone), whoever is still connected to it."""
     admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def recreate_database(name: str) -> str:
+    """Drop and create `name` (ours alone), returning its URL."""
+    await drop_database(name)
+    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
+    try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()

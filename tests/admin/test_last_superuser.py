@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
-import asyncpg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
@@ -21,9 +20,9 @@ from app.main import create_app
 from app.models import User
 from tests.admin.helpers import ADMIN_USERS, admin_get, assert_error
 from tests.conftest import (
-    POSTGRES_URL,
     TEST_DATABASE,
     client_factory,
+    drop_database,
     make_settings,
     recreate_database,
     running,
@@ -40,11 +39,7 @@ async def scratch_app(redis_prefix: str) -> AsyncIterator[FastAPI]:
     await anyio.to_thread.run_sync(migrate, settings)
     async for app in running(create_app(settings)):
         yield app
-    connection = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    await drop_database(SCRATCH_DATABASE)
 
 
 @pytest.fixture

@@ -21,11 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_URL, REDIS_URL, TEST_DATABASE, recreate_database
+from tests.conftest import REDIS_URL, TEST_DATABASE, drop_database, recreate_database
 from tests.fixtures.client import ApiClient
 from tests.fixtures.dns import DnsServer, dns_server
 from tests.fixtures.server import free_port, stop, wait_until_live
@@ -247,15 +246,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         for backend in backends:
             if backend.process is not None:
                 stop(backend.process)
-        anyio.run(_drop_database)
-
-
-async def _drop_database() -> None:
-    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        anyio.run(drop_database, DATABASE)
 
 
 @pytest.fixture

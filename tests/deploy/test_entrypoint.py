@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_URL, REDIS_URL, TEST_DATABASE, recreate_database
+from tests.conftest import REDIS_URL, TEST_DATABASE, drop_database, recreate_database
 from tests.fixtures.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +50,7 @@ def script_env(database_url: str, port: int, tmp_path: Path, **extra: str) -> di
 async def scratch_database() -> Iterator[str]:
     url = await recreate_database(DATABASE)
     yield url
-    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(DATABASE)
 
 
 def stop(process: subprocess.Popen[str]) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -30,7 +29,7 @@ from alembic import command
 from app.bootstrap import alembic_config
 from app.db import Base, utcnow
 from app.models import User
-from tests.conftest import POSTGRES_URL, recreate_database
+from tests.conftest import drop_database, recreate_database
 
 DATABASE = "app_test_migrations"
 APP_TABLES = {"user", "item"}
@@ -79,11 +78,7 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     try:
         yield url.replace("postgresql://", "postgresql+asyncpg://", 1)
     finally:
-        admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(DATABASE)
 
 
 @pytest.fixture

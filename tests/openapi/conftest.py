@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
-import asyncpg
 import httpx
 import pytest
 
 from app.bootstrap import migrate
 from tests.conftest import (
-    POSTGRES_URL,
     REDIS_URL,
     SECRET_KEY,
     TEST_DATABASE,
+    drop_database,
     make_settings,
     recreate_database,
 )
@@ -73,14 +72,6 @@ def server_env(database_url: str, redis_prefix: str) -> dict[str, str]:
         "LOGIN_RATE_LIMIT": "1000000/minute",
         "REGISTER_RATE_LIMIT": "1000000/hour",
     }
-
-
-async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")
