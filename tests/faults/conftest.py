@@ -26,13 +26,18 @@ from tests.faults.relay import Relay
 from tests.fixtures.client import ApiClient
 from tests.fixtures.server import free_port
 
+# What the shared test server runs with, and the default here: nothing on disk.
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
 
 class ThrowawayRedis:
-    """A `redis-server` of our own on a free port: nothing persisted, nothing shared."""
+    """A `redis-server` of our own on a free port: nothing shared, and nothing persisted
+    unless `persistence` says otherwise (it is read at each start)."""
 
     def __init__(self, port: int, directory: Path) -> None:
         self.port = port
         self.directory = directory
+        self.persistence: tuple[str, ...] = NO_PERSISTENCE
         self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
@@ -47,9 +52,8 @@ class ThrowawayRedis:
                 "redis-server",
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
                 "--dir", str(self.directory),
+                *self.persistence,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -77,7 +81,8 @@ class ThrowawayRedis:
         raise AssertionError(f"redis-server on port {self.port} did not answer within 10 s")
 
     def stop(self) -> None:
-        """Like `redis-cli shutdown nosave`: the server is gone, and with it every key."""
+        """SIGTERM, as `docker compose restart` sends: the server is gone, and with it
+        every key it does not persist."""
         if self.process is None:
             return
         self.resume()  # a stopped process does not act on SIGTERM until it is continued

@@ -3,7 +3,10 @@
 Security notes §4.8 F1, F3 and F5, on a redis-server the test owns (tests/faults/conftest.py).
 """
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.faults.helpers import (
     all_at_once,
@@ -69,6 +72,30 @@ async def test_redis_stopped_fails_closed_then_serves_again_after_a_restart(stac
     relogin = await eventually(lambda: login_as(visitor, account), 200, "login")
     assert sets_session_cookie(relogin, session_cookie)
     assert (await me(visitor)).status_code == 200
+
+
+def compose_redis_persistence() -> tuple[str, ...]:
+    """The arguments docker-compose.yml gives its redis-server (the append-only file)."""
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    command = compose["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    return tuple(command[1:])
+
+
+async def test_with_the_compose_files_persistence_a_redis_restart_logs_no_one_out(stack):
+    # The README's promise for the deployment: the same arguments, the same restart.
+    stack.redis.persistence = compose_redis_persistence()
+    await stack.redis.restart()
+    await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
+    user = stack.client()
+    await login(user, await register(user))
+
+    await stack.redis.restart()
+
+    await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
+    still, _elapsed = await timed(me(user))
+    assert still.status_code == 200, still.text
+    assert (await refresh(user)).status_code == 200
 
 
 @pytest.mark.parametrize("fault", ["stop", "hang"])
