@@ -98,10 +98,9 @@ async def login(
         raise AppError(ErrorCode.USER_INACTIVE)
 
     cookies = state.cookies
-    if presented := request.cookies.get(cookies.session):
-        await state.session_store.revoke(presented)
-    if presented_refresh := request.cookies.get(cookies.refresh):
-        await state.session_store.revoke_refresh(presented_refresh)
+    presented, presented_refresh = request.cookies.get(cookies.session), request.cookies.get(cookies.refresh)
+    if presented or presented_refresh:
+        await state.session_store.end_login(presented, presented_refresh)
     tokens = await strategy.start_login(user)
 
     csrf_token = state.csrf.issue(tokens.session)
@@ -174,20 +173,12 @@ async def logout(request: Request) -> JSONResponse:
     store = state.session_store
     session = request.cookies.get(state.cookies.session)
     refresh_token = request.cookies.get(state.cookies.refresh)
-    # Read first only to name the user in the audit trail (the revocation does not say).
-    active = await store.read(session) if session else None
     # Both, whichever is still alive: a refresh token outliving its session is a login too.
-    revoked = bool(session) and await store.revoke(session)
-    revoked = (bool(refresh_token) and await store.revoke_refresh(refresh_token)) or revoked
-    if revoked:
+    ended = await store.end_login(session, refresh_token) if session or refresh_token else None
+    if ended is not None:
         response = JSONResponse({"detail": "Logged out"})
-        audit(
-            request,
-            "logout",
-            "success",
-            actor=active.user_id if active else None,
-            login=active.login_id if active else None,
-        )
+        user_id, login_id = ended
+        audit(request, "logout", "success", actor=user_id, login=login_id)
     else:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
     request.app.state.cookies.clear_all(response)

@@ -149,7 +149,7 @@ class SessionStore(Protocol):
     async def read(self, token: str) -> ActiveSession | None: ...
     async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult: ...
     async def revoke(self, token: str) -> bool: ...
-    async def revoke_refresh(self, token: str) -> bool: ...
+    async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None: ...
     async def revoke_login(self, user_id: int, login_id: str) -> bool: ...
     async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int: ...
     async def list_user(self, user_id: int) -> list[LoginInfo]: ...
@@ -261,14 +261,22 @@ return n
 """
 )
 
-_REVOKE_REFRESH = (
+# Logout: the login of the session cookie and that of the refresh cookie (the same one,
+# unless the browser holds a stale pair), in one round trip. Returns the user and login
+# ended first, for the audit trail, or nothing when neither was alive.
+_END_LOGIN = (
     _DROP
     + """
-local r = redis.call('HMGET', KEYS[1], 'fam', 'rot')
-if not r[1] or r[2] ~= '' then return 0 end
-local n = drop(ARGV[1], r[1])
-announce(ARGV[1])
-return n
+local p, who = ARGV[1], false
+local s = redis.call('HMGET', KEYS[1], 'uid', 'fam')
+if s[2] then
+  redis.call('DEL', KEYS[1])
+  if drop(p, s[2]) == 1 then who = {s[1], s[2]} end
+end
+local r = redis.call('HMGET', KEYS[2], 'uid', 'fam', 'rot')
+if r[2] and r[3] == '' and drop(p, r[2]) == 1 and not who then who = {r[1], r[2]} end
+announce(p)
+return who
 """
 )
 
@@ -303,7 +311,7 @@ class RedisSessionStore:
         self._create = redis.register_script(_CREATE)
         self._refresh = redis.register_script(_REFRESH)
         self._revoke_session = redis.register_script(_REVOKE_SESSION)
-        self._revoke_refresh = redis.register_script(_REVOKE_REFRESH)
+        self._end_login = redis.register_script(_END_LOGIN)
         self._revoke_login = redis.register_script(_REVOKE_LOGIN)
         self._revoke_user = redis.register_script(_REVOKE_USER)
 
@@ -352,12 +360,17 @@ class RedisSessionStore:
             await self._revoke_session(keys=[f"{self.prefix}s:{token_hash(token)}"], args=[self.prefix])
         )
 
-    async def revoke_refresh(self, token: str) -> bool:
-        if not _usable(token):
-            return False
-        return bool(
-            await self._revoke_refresh(keys=[f"{self.prefix}r:{token_hash(token)}"], args=[self.prefix])
-        )
+    async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
+        # A token that cannot exist names a key that does not either: one script for every case.
+        keys = [
+            f"{self.prefix}s:{token_hash(session) if session and _usable(session) else '-'}",
+            f"{self.prefix}r:{token_hash(refresh) if refresh and _usable(refresh) else '-'}",
+        ]
+        ended = await self._end_login(keys=keys, args=[self.prefix])
+        if not ended:
+            return None
+        user_id, login_id = ended
+        return int(user_id), str(login_id)
 
     async def revoke_login(self, user_id: int, login_id: str) -> bool:
         return bool(
@@ -519,9 +532,19 @@ class MemorySessionStore:
         entry = self.sessions.get(token_hash(token)) if _usable(token) else None
         return entry is not None and self._drop(entry[0])
 
-    async def revoke_refresh(self, token: str) -> bool:
-        entry = self.refreshes.get(token_hash(token)) if _usable(token) else None
-        return entry is not None and entry[2] is None and self._drop(entry[0])
+    async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
+        ended = []
+        entry = self.sessions.get(token_hash(session)) if session and _usable(session) else None
+        if entry is not None:
+            ended.append(self._end(entry[0]))
+        entry_r = self.refreshes.get(token_hash(refresh)) if refresh and _usable(refresh) else None
+        if entry_r is not None and entry_r[2] is None:
+            ended.append(self._end(entry_r[0]))
+        return next((who for who in ended if who is not None), None)
+
+    def _end(self, login_id: str) -> tuple[int, str] | None:
+        login = self.logins.get(login_id)
+        return (login.info.user_id, login_id) if login is not None and self._drop(login_id) else None
 
     async def revoke_login(self, user_id: int, login_id: str) -> bool:
         login = self.logins.get(login_id)

@@ -56,3 +56,26 @@ async def test_logout_ends_only_this_session(make_client, user):
     await login(second, account)
     assert (await first.post(f"{API}/auth/logout")).status_code == 200
     assert (await second.get(f"{API}/users/me")).status_code == 200
+
+
+async def test_logout_with_only_the_refresh_cookie_left_ends_that_login(user, make_client):
+    # The session cookie expired in the browser; the refresh cookie is a login all the same.
+    client, _ = user
+    refresh = client.cookies.get("__Secure-refresh")
+    assert refresh
+    # The CSRF token of a browser without a session cookie (one bound to no session).
+    csrf = (await make_client().get(f"{API}/auth/csrf")).json()["csrf_token"]
+    leftover = make_client()
+    response = await leftover.post(
+        f"{API}/auth/logout",
+        headers={"X-CSRF-Token": csrf, "Cookie": f"__Secure-refresh={refresh}; __Host-csrftoken={csrf}"},
+    )
+    assert response.status_code == 200
+    # The session of that login ended with it, and the refresh token cannot bring it back.
+    assert (await client.get(f"{API}/users/me")).status_code == 401
+    again = await leftover.post(
+        f"{API}/auth/refresh",
+        headers={"X-CSRF-Token": csrf, "Cookie": f"__Secure-refresh={refresh}; __Host-csrftoken={csrf}"},
+    )
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "invalid_refresh_token"
