@@ -50,7 +50,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -76,6 +75,7 @@ sys.path.insert(0, str(ROOT))
 from app.auth.passwords import password_helper  # noqa: E402
 from app.bootstrap import migrate  # noqa: E402
 from app.config import Settings  # noqa: E402
+from tests.fixtures.server import free_port, stop, wait_until_live  # noqa: E402
 
 TARGET_RATIO = 0.5
 API = "/api/v1"
@@ -84,7 +84,6 @@ CSRF_COOKIE = "csrftoken"
 SECRET_KEY = "bench-secret-key-" + "x" * 40
 PASSWORD = "Bench-password-that-is-long-enough-1"
 WARMUP_SECONDS = 2
-STARTUP_TIMEOUT_SECONDS = 30.0
 # The login storm: wrk's default 2 s timeout would drop exactly the slow requests
 # it is there to measure from the latency distribution.
 LATENCY_WRK_TIMEOUT = "30s"
@@ -183,12 +182,6 @@ def run_wrk(
 # ---------------------------------------------------------- owned resources
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _admin(postgres_url: str, statement: str) -> None:
     connection = await asyncpg.connect(f"{postgres_url}/postgres")
     try:
@@ -238,31 +231,14 @@ def server(env: dict[str, str], port: int) -> Iterator[ServerProcess]:
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until_live(process, base_url, log)
+            try:
+                wait_until_live(process, base_url, lambda: log.seek(0) or log.read())
+            except AssertionError as exc:
+                raise BenchError(str(exc)) from None
             print(f"server {base_url} up (uvicorn pid {process.pid})")
             yield ServerProcess(base_url, process.pid)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until_live(process: subprocess.Popen[bytes], base_url: str, log: IO[str]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            raise BenchError(f"the server exited with {process.returncode}:\n{log.read()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"the server did not answer /healthz within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+            stop(process)
 
 
 # ------------------------------------------------------------------ the user
