@@ -26,9 +26,10 @@ p99s says how well that holds on this machine. It prints the CPU cores and what 
 Argon2id verify costs alone: the logins compete with everything else for those cores.
 
 Then, still on the same server process, a third (skip it with --skip-fanout): live-update
-fan-out. 1,000 WebSockets on /api/v1/ws (10 users' logins), opened from this process
-with the `websockets` client, which negotiates permessage-deflate as browsers do; one
-more user creates public items one at a time (30 measured after 3 warm-up ones). For
+fan-out. 1,000 WebSockets on /api/v1/ws (50 users' logins, 20 sockets each: the per-user
+limit), opened from this process with the `websockets` client, which offers
+permessage-deflate as browsers do (the server declines it, as docker/entrypoint.sh runs
+it; --fanout-deflate accepts it); one more user creates public items one at a time (30 measured after 3 warm-up ones). For
 each item: the time from its POST's response to its item.created event reaching the
 last of the sockets (p50 and p99), and to the first; and the server's resident memory
 per socket (VmRSS before and after opening them, divided by their number). The client
@@ -36,7 +37,7 @@ shares the machine: on few cores its own receiving is part of the figure.
 
     .venv/bin/python scripts/bench.py [--duration 10] [--connections 32] [--threads 1]
         [--skip-login-storm] [--latency-connections 8] [--login-clients 8]
-        [--skip-fanout] [--fanout-sockets 1000] [--fanout-users 10] [--fanout-posts 30]
+        [--skip-fanout] [--fanout-sockets 1000] [--fanout-users N] [--fanout-posts 30]
 """
 
 import argparse
@@ -75,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 from app.auth.passwords import password_helper  # noqa: E402
 from app.bootstrap import migrate  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.live.hub import MAX_SOCKETS_PER_USER  # noqa: E402
 from tests.fixtures.server import free_port, stop, wait_until_live  # noqa: E402
 
 TARGET_RATIO = 0.5
@@ -223,10 +225,12 @@ class ServerProcess(NamedTuple):
 
 
 @contextmanager
-def server(env: dict[str, str], port: int) -> Iterator[ServerProcess]:
-    """One uvicorn process; yields its base URL and pid once /healthz answers, stops it at the end."""
+def server(env: dict[str, str], port: int, *, ws_deflate: bool = False) -> Iterator[ServerProcess]:
+    """One uvicorn process, with docker/entrypoint.sh's WebSocket setting unless told
+    otherwise; yields its base URL and pid once /healthz answers, stops it at the end."""
     uvicorn = ROOT / ".venv" / "bin" / "uvicorn"
     command = [str(uvicorn), "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    command += ["--ws-per-message-deflate", "true" if ws_deflate else "false"]
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -573,7 +577,7 @@ async def _fanout(
             additional_headers=headers,
             open_timeout=30,
             ping_interval=None,
-            compression=None if args.fanout_no_deflate else "deflate",
+            compression="deflate",  # offered, as browsers do; the server decides
         )
 
     try:
@@ -631,7 +635,8 @@ async def _fanout(
         sockets=len(sockets),
         users=len(tokens),
         posts=len(last),
-        deflate=not args.fanout_no_deflate,
+        deflate=bool(sockets)
+        and "permessage-deflate" in (sockets[0].response.headers.get("Sec-WebSocket-Extensions") or ""),
         last_p50_ms=percentile(last, 0.50),
         last_p99_ms=percentile(last, 0.99),
         sent_last_p50_ms=percentile(sent_last, 0.50),
@@ -773,13 +778,17 @@ def parse_args() -> argparse.Namespace:
         "--fanout-sockets", type=int, default=1000, help="WebSockets open during the fan-out (default 1000)"
     )
     parser.add_argument(
-        "--fanout-users", type=int, default=10, help="users the sockets are spread over (default 10)"
+        "--fanout-users",
+        type=int,
+        default=None,
+        help=f"users the sockets are spread over (default: as few as the limit of {MAX_SOCKETS_PER_USER} "
+        "sockets per user allows)",
     )
     parser.add_argument("--fanout-posts", type=int, default=30, help="items measured (default 30)")
     parser.add_argument(
-        "--fanout-no-deflate",
+        "--fanout-deflate",
         action="store_true",
-        help="sockets without permessage-deflate (browsers negotiate it; uvicorn accepts it by default)",
+        help="let the server accept permessage-deflate (uvicorn's default; the deployment turns it off)",
     )
     args = parser.parse_args()
     if args.connections < args.threads:
@@ -788,6 +797,10 @@ def parse_args() -> argparse.Namespace:
         parser.error("--latency-connections must be at least --threads (wrk needs one per thread)")
     if args.login_clients < 1:
         parser.error("--login-clients must be at least 1")
+    if args.fanout_users is None:
+        args.fanout_users = math.ceil(args.fanout_sockets / MAX_SOCKETS_PER_USER)
+    if args.fanout_users * MAX_SOCKETS_PER_USER < args.fanout_sockets:
+        parser.error(f"--fanout-users: each user may hold at most {MAX_SOCKETS_PER_USER} sockets")
     if args.fanout_sockets < 1 or args.fanout_users < 1 or args.fanout_posts < 1:
         parser.error("--fanout-sockets, --fanout-users and --fanout-posts must be at least 1")
     return args
@@ -820,7 +833,8 @@ def bench(args: argparse.Namespace) -> bool:
         print(f"database {args.database}, Redis {args.redis_url} prefix {prefix}")
         migrate(Settings(_env_file=None, environment="test", database_url=database_url))  # type: ignore[call-arg]
         port = free_port()
-        with server(server_env(database_url, args.redis_url, prefix), port) as (base_url, pid):
+        env = server_env(database_url, args.redis_url, prefix)
+        with server(env, port, ws_deflate=args.fanout_deflate) as (base_url, pid):
             cookie = f"{SESSION_COOKIE}={login_session(base_url)}"
             print("registered and logged in a user")
             healthz = measure(f"{base_url}/healthz", args, cookie=None)
