@@ -100,6 +100,7 @@ class Edge:
 
     base_url: str  # https://localhost:<port>
     http_url: str  # the plain-http port, which only redirects
+    admin_port: int  # Caddy's admin API (2019 in compose)
     ca_file: Path  # Caddy's internal CA root
     backends: list[Backend]
     dns: DnsServer
@@ -225,6 +226,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             edge = Edge(
                 base_url=f"https://localhost:{ports[0]}",
                 http_url=f"http://localhost:{ports[1]}",
+                admin_port=ports[2],
                 ca_file=caddy_home / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt",
                 backends=backends,
                 dns=dns,

@@ -7,9 +7,10 @@ import json
 
 import httpx
 import pytest
+import yaml
 from websockets.asyncio.client import connect
 
-from tests.deploy.conftest import CSRF_COOKIE, LOGIN_RATE_LIMIT, SESSION_COOKIE, Edge
+from tests.deploy.conftest import CSRF_COOKIE, LOGIN_RATE_LIMIT, ROOT, SESSION_COOKIE, Edge
 from tests.fixtures.client import API, login, register, unique
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,30 @@ async def test_security_headers_on_the_spa_and_the_api(edge_clients: Edge) -> No
         assert headers["referrer-policy"] == "strict-origin-when-cross-origin", path
         # Neither Caddy's nor uvicorn's name and version.
         assert "server" not in header_names(response), path
+
+
+async def test_tls_is_caddys_own_for_localhost(edge_clients: Edge) -> None:
+    host, port = edge_clients.base_url.removeprefix("https://").split(":")
+    context = edge_clients.ssl_context()
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=context, server_hostname=host)
+    try:
+        certificate = writer.get_extra_info("peercert")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    issuer = {key: value for pair in certificate["issuer"] for key, value in pair}
+    assert "Caddy Local Authority" in issuer["commonName"]
+    assert ("DNS", "localhost") in certificate["subjectAltName"]
+
+
+async def test_the_compose_healthcheck_of_caddy_answers(edge_clients: Edge) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command = compose["services"]["caddy"]["healthcheck"]["test"]
+    url = next(part for part in command if part.startswith("http://"))
+    assert ":2019/" in url
+    # The same request, to the admin port this Caddy was given instead of 2019.
+    response = httpx.get(url.replace(":2019/", f":{edge_clients.admin_port}/"), timeout=5)
+    assert response.status_code == 200
 
 
 async def test_plain_http_redirects_to_https(edge_clients: Edge) -> None:

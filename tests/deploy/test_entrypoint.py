@@ -2,6 +2,8 @@
 and our own Redis key prefix, it migrates, the app creates the first superuser, uvicorn
 answers /healthz and exits on SIGTERM; with PostgreSQL unreachable it gives up in time."""
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import REDIS_URL, TEST_DATABASE, drop_database, recreate_database
 from tests.fixtures.server import free_port
@@ -59,6 +62,22 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.wait(timeout=10)
 
 
+def health_checks(port: int) -> list[list[str]]:
+    """The Dockerfile's HEALTHCHECK and the compose file's backend healthcheck, as argv;
+    compose's names port 8000, which compose sets as PORT: here it is `port`."""
+    dockerfile = re.search(r"HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])", (ROOT / "Dockerfile").read_text())
+    assert dockerfile
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["backend"]["healthcheck"]
+    assert compose["test"][0] == "CMD"
+    return [json.loads(dockerfile[1]), [part.replace(":8000/", f":{port}/") for part in compose["test"][1:]]]
+
+
+def run_check(argv: list[str], port: int) -> int:
+    assert argv[0] == "python"
+    env = {"PATH": "/usr/bin:/bin", "PORT": str(port)}
+    return subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, timeout=10).returncode
+
+
 async def test_entrypoint_migrates_and_serves(scratch_database: str, tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "entrypoint.log"
@@ -99,9 +118,16 @@ async def test_entrypoint_migrates_and_serves(scratch_database: str, tmp_path: P
         finally:
             await conn.close()
 
+        # The container's health checks, run as Docker would run them (in the container,
+        # where the app listens on PORT): healthy now.
+        for check in health_checks(port):
+            assert run_check(check, port) == 0, check
+
         # Exec form: the script's process IS uvicorn now, so SIGTERM reaches it.
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) is not None
+        for check in health_checks(port):
+            assert run_check(check, port) != 0, check
     finally:
         stop(process)
         log.close()
