@@ -5,12 +5,12 @@ revocation of sessions after a reset are UserManager hooks (app/auth/manager.py)
 """
 
 from fastapi import APIRouter
-from fastapi.routing import APIRoute
 from fastapi_users.router import get_reset_password_router, get_verify_router
 
 from app.auth.backend import get_user_manager
+from app.auth.library import in_our_envelope
 from app.auth.ratelimit import per_ip
-from app.errors import ErrorCode, responses
+from app.errors import ErrorCode
 from app.users.schemas import UserRead
 
 # Per library route name: the errors it answers besides 422 and 403 `csrf_failed`.
@@ -30,33 +30,13 @@ _SUMMARIES: dict[str, str] = {
 }
 
 
-def in_our_envelope(
-    router: APIRouter,
-    errors: dict[str, tuple[ErrorCode, ...]] = _ERRORS,
-    summaries: dict[str, str] = _SUMMARIES,
-) -> APIRouter:
-    """A fastapi-users router documented as we answer: its errors in our envelope (mapped
-    in app/errors.py) and readable summaries. The library declares its own `{"detail": ...}`
-    400 bodies, and a route's own `responses` win over include_router's, so they are
-    replaced. A route a later library version adds is a KeyError here, not an undocumented route."""
-    for route in router.routes:
-        if isinstance(route, APIRoute):
-            route.summary = summaries[route.name]
-            route.responses = responses(
-                *errors[route.name],
-                ErrorCode.VALIDATION_ERROR,
-                ErrorCode.CSRF_FAILED,
-                ErrorCode.RATE_LIMITED,
-            )
-    return router
-
-
 recovery_router = APIRouter(prefix="/auth", tags=["auth"])
 # Each route limited per client IP on its own count (forgot-password and
 # request-verify-token send mail; reset and verify take guessable input).
 recovery_router.include_router(
-    in_our_envelope(get_reset_password_router(get_user_manager)), dependencies=[per_ip()]
+    in_our_envelope(get_reset_password_router(get_user_manager), _ERRORS, _SUMMARIES), dependencies=[per_ip()]
 )
 recovery_router.include_router(
-    in_our_envelope(get_verify_router(get_user_manager, UserRead)), dependencies=[per_ip()]
+    in_our_envelope(get_verify_router(get_user_manager, UserRead), _ERRORS, _SUMMARIES),
+    dependencies=[per_ip()],
 )

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from app.audit import audit
 from app.auth.backend import StrategyDep, UserManagerDep, get_user_manager
 from app.auth.deps import CurrentPrincipal
+from app.auth.library import in_our_envelope
 from app.auth.ratelimit import per_ip
-from app.auth.recovery import in_our_envelope
 from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead
 from app.auth.sessions import RefreshOutcome, Tokens
 from app.errors import AppError, ErrorCode, error_response, responses
