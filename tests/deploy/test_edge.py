@@ -185,3 +185,31 @@ async def test_websocket_through_the_edge(edge_clients: Edge) -> None:
                 pass
         assert message["type"] == "item.created"
         assert message["item"]["title"] == title
+
+
+async def test_the_access_log_ties_to_the_backend_and_holds_no_secret(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    account = await register(client)
+    login_response = await login(client, account)
+    # A POST carries the CSRF token as a header too.
+    assert (await client.post(f"{API}/items", json={"title": unique("logged-")})).status_code == 201
+    me = await client.get(f"{API}/users/me")
+    request_id = me.headers["x-request-id"]
+    secrets = [
+        client.session_token,
+        client.cookies.get(CSRF_COOKIE),
+        client.cookies.get("__Secure-refresh"),
+        account.password,
+    ]
+    deadline = asyncio.get_running_loop().time() + 5
+    while request_id not in edge_clients.log_path.read_text():
+        assert asyncio.get_running_loop().time() < deadline, "the request never reached the access log"
+        await asyncio.sleep(0.1)
+    log = edge_clients.log_path.read_text()
+    line = next(json.loads(entry) for entry in log.splitlines() if request_id in entry)
+    assert line["request"]["uri"] == f"{API}/users/me"
+    assert line["status"] == 200
+    for secret in secrets:
+        assert secret
+        assert secret not in log
+    assert login_response.status_code == 200
