@@ -146,3 +146,29 @@ async def test_killing_a_replica_during_reads_fails_no_request(edge_clients: Edg
     assert set(outcomes) == {"200"}, outcomes
     # Reads went on after the kill, on the replica left.
     assert outcomes["200"] > killed_at + 20, (killed_at, outcomes)
+
+
+async def test_with_every_replica_down_the_api_answers_503_in_its_envelope(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    try:
+        for backend in edge_clients.backends:
+            backend.kill()
+        started = time.monotonic()
+        response = await client.get(f"{API}/items")
+        waited = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "service_unavailable"
+        assert response.headers["retry-after"] == "5"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        # Caddy kept trying for its lb_try_duration (5 s), not for ever.
+        assert waited < 8
+        # The SPA is still served, and can say so.
+        assert (await client.get("/")).status_code == 200
+    finally:
+        for backend in edge_clients.backends:
+            if backend.process is not None and backend.process.poll() is not None:
+                backend.start()
+        for backend in edge_clients.backends:
+            backend.wait_until_live()
+    # Back without touching Caddy.
+    assert (await client.get(f"{API}/items")).status_code == 200
