@@ -42,6 +42,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.redis import AutoPipeline
 
@@ -49,6 +50,13 @@ from app.redis import AutoPipeline
 MAX_TOKEN_LENGTH = 128
 SEEN_RESOLUTION_SECONDS = 60
 USER_CACHE_SECONDS = 24 * 3600
+# A login or a refresh that reaches Redis this long after it was sent is dropped: its
+# caller has answered 503 by then (API.md: within 5 s), so running it would only make
+# tokens nobody holds: a login no one can use, or a rotation that leaves the browser's
+# refresh token "already rotated", a logout the user never asked for. Happens when
+# commands wait in the socket buffer of a paused or overloaded Redis. Compared with
+# Redis's clock: the hosts' clocks must agree within a second or so (NTP).
+LATE_AFTER_SECONDS = 5
 # Live updates (app/live): the channel, under the key prefix, naming the logins a script ended.
 REVOKED_CHANNEL = "live:revoked"
 
@@ -196,10 +204,20 @@ local u = redis.call('GET', ARGV[3] .. 'u:' .. s[1]) or ''
 return cjson.encode({s[1], s[2], u})
 """
 
-_CREATE = """
+_LATE = """
+local function late(sent)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(sent) > @LATE@
+end
+""".replace("@LATE@", str(LATE_AFTER_SECONDS))
+
+_CREATE = (
+    _LATE
+    + """
 local p, now = ARGV[1], ARGV[2]
 local sttl, rttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local uid, fam, sh, rh = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if late(now) then return 0 end
 local sk, rk, fk, idx = p .. 's:' .. sh, p .. 'r:' .. rh, p .. 'f:' .. fam, p .. 'uf:' .. uid
 redis.call('HSET', sk, 'uid', uid, 'fam', fam)
 redis.call('EXPIRE', sk, sttl)
@@ -213,11 +231,14 @@ if redis.call('TTL', idx) < rttl then redis.call('EXPIRE', idx, rttl) end
 redis.call('SET', p .. 'u:' .. uid, ARGV[11], 'EX', ARGV[12])
 return 1
 """
+)
 
 _REFRESH = (
     _DROP
+    + _LATE
     + """
 local p, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if late(now) then return {'late'} end
 local r = redis.call('HMGET', KEYS[1], 'uid', 'fam', 'rot')
 if not r[1] then return {'invalid'} end
 if r[3] ~= '' then
@@ -319,12 +340,14 @@ class RedisSessionStore:
         self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
     ) -> Tokens:
         session, refresh, login_id = new_token(), new_token(), new_login_id()
-        await self._create(
+        created = await self._create(
             args=[
                 self.prefix, time.time(), min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
                 token_hash(session), token_hash(refresh), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
             ]
         )  # fmt: skip
+        if not created:
+            raise RedisTimeoutError(f"the login reached Redis over {LATE_AFTER_SECONDS} s late; dropped")
         return Tokens(session, refresh, min(session_ttl, refresh_ttl), refresh_ttl, login_id)
 
     async def read(self, token: str) -> ActiveSession | None:
@@ -345,6 +368,8 @@ class RedisSessionStore:
             keys=[f"{self.prefix}r:{token_hash(token)}"],
             args=[self.prefix, time.time(), grace, token_hash(session), token_hash(refresh), session_ttl],
         )
+        if row[0] == "late":
+            raise RedisTimeoutError(f"the refresh reached Redis over {LATE_AFTER_SECONDS} s late; dropped")
         outcome = RefreshOutcome(row[0])
         user_id = int(row[1]) if len(row) > 1 else None
         login_id = row[2] if len(row) > 2 else None

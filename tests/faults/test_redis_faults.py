@@ -3,11 +3,16 @@
 Security notes §4.8 F1, F3 and F5, on a redis-server the test owns (tests/faults/conftest.py).
 """
 
+import asyncio
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.auth.sessions import LATE_AFTER_SECONDS, SessionUser
 from tests.faults.helpers import (
     all_at_once,
     assert_all_unavailable,
@@ -20,7 +25,7 @@ from tests.faults.helpers import (
     sets_session_cookie,
     timed,
 )
-from tests.fixtures.client import login, register
+from tests.fixtures.client import API, login, register
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +169,51 @@ async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resum
     await eventually(lambda: create_item(user), 201, "POST /items")
     await eventually(lambda: login_as(visitor, account), 200, "login")
     await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
+
+
+async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(stack):
+    # Redis stops answering just as a refresh and a login are sent (the store's calls,
+    # made here directly: through HTTP, an earlier call of the same request would time
+    # out first). They time out (the user gets 503) and wait in Redis's socket buffer.
+    # Run when it resumes, over 5 s later, the rotation would leave this browser's refresh
+    # token "already rotated" (a logout the user never asked for) and the login would be
+    # one nobody holds, listed among the user's sessions.
+    store, settings = stack.app.state.session_store, stack.app.state.settings
+    user = stack.client()
+    account = await register(user)
+    await login(user, account)
+    # A refresh first, as a live deployment will have run one: Redis knows the script (a
+    # script it does not know fails at once instead of running late).
+    assert (await refresh(user)).status_code == 200
+    refresh_token = user.cookies.get("__Secure-refresh")
+    assert refresh_token
+    snapshot = SessionUser(
+        id=account.id,
+        email=account.email,
+        username=account.username,
+        is_active=True,
+        is_superuser=False,
+        is_verified=False,
+        created_at=datetime.now(UTC),
+    )
+
+    # Connections the pool already holds: a new one would time out in its handshake,
+    # before the command is even written.
+    await asyncio.gather(*(store.ping() for _ in range(4)))
+    stack.redis.hang()
+    sent = time.monotonic()
+    late_calls = [
+        store.refresh(refresh_token, session_ttl=settings.access_token_seconds, grace=10),
+        store.create(snapshot, session_ttl=60, refresh_ttl=600, user_agent="late", ip="192.0.2.1"),
+    ]
+    for outcome in await asyncio.gather(*late_calls, return_exceptions=True):
+        assert isinstance(outcome, RedisTimeoutError), outcome
+    await asyncio.sleep(max(0.0, sent + LATE_AFTER_SECONDS + 1 - time.monotonic()))
+    stack.redis.resume()
+
+    # The browser's cookies still work and refresh once, as if nothing had happened.
+    await eventually(lambda: me(user), 200, "GET /users/me")
+    assert (await refresh(user)).status_code == 200
+    sessions = (await user.get(f"{API}/users/me/sessions")).json()
+    assert len(sessions) == 1, sessions
+    assert sessions[0]["user_agent"] != "late"
