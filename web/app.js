@@ -408,7 +408,9 @@ async function start() {
     }
     let user = null;
     try {
-      user = await api('GET', '/users/me'); // a 401 tries one refresh inside api()
+      // A 401 tries one refresh inside api(), unless this browser never logged in here
+      // (no expiry stored): then there is no refresh cookie to try either.
+      user = await api('GET', '/users/me', undefined, { csrf: false, auth: !storedExpiry() });
     } catch (err) {
       if (err.status !== 401) throw err;
     }

@@ -52,6 +52,8 @@ class Tab:
     def __init__(self, context: "BrowserContext", page: "Page", edge: Edge) -> None:
         self.context, self.page, self.edge = context, page, edge
         self.errors: list[str] = []
+        self.requests: list[str] = []  # "METHOD path" of every request the page made
+        page.on("request", lambda request: self.requests.append(f"{request.method} {request.url}"))
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
@@ -128,6 +130,10 @@ async def open_tab(browser: "Browser", edge: Edge) -> AsyncIterator:
 async def test_register_log_in_create_and_delete_items(open_tab) -> None:
     tab: Tab = await open_tab()
     await expect(tab.page.locator("#anon")).to_be_visible()
+    # A browser that never logged in asks who it is once, and tries no refresh.
+    api_calls = [request for request in tab.requests if "/api/" in request]
+    assert not [call for call in api_calls if "/auth/refresh" in call], api_calls
+    assert len([call for call in api_calls if call.endswith("/users/me")]) == 1, api_calls
     await tab.register_and_log_in()
     public, private = unique("public-"), unique("private-")
     await tab.create_item(public)
