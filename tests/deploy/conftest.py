@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,7 +252,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
 
 
 @pytest.fixture
-async def edge_clients(edge: Edge) -> Iterator[Edge]:
+async def edge_clients(edge: Edge) -> AsyncIterator[Edge]:
     """The edge, with the clients a test made closed at its end."""
     yield edge
     while edge.clients:
