@@ -64,6 +64,25 @@ def sets_session_cookie(response: httpx.Response, session_cookie: str) -> bool:
     return any(h.startswith(f"{session_cookie}=") for h in response.headers.get_list("set-cookie"))
 
 
+async def assert_outage_answered(
+    results: Mapping[str, tuple[httpx.Response, float]],
+    failed: str,
+    session_cookie: str,
+    client: httpx.AsyncClient,
+) -> None:
+    """What every outage must look like to the requests sent during it (which include a
+    "login" and a "GET /health"): all 503 in time, /health naming the `failed` check, the
+    login setting no session cookie; and /healthz, which needs neither, answering at once."""
+    assert_all_unavailable(results)
+    health, _elapsed = results["GET /health"]
+    assert health.json()["error"]["details"] == {failed: "unavailable"}
+    login_response, _elapsed = results["login"]
+    assert not sets_session_cookie(login_response, session_cookie)
+    live, elapsed = await timed(client.get("/healthz"))
+    assert live.status_code == 200
+    assert elapsed < 1
+
+
 async def eventually(
     call: Callable[[], Awaitable[httpx.Response]], expected: int, what: str
 ) -> httpx.Response:
