@@ -9,6 +9,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.live.hub import CLOSE_REVOKED
 from tests.fixtures.client import API, ApiClient, unique
 
 WS_PATH = f"{API}/ws"
@@ -86,6 +87,33 @@ async def close_code(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | 
         except ConnectionClosed:
             pass
     return ws.close_code, time.monotonic() - started
+
+
+async def assert_logout_closes(ws: ClientConnection, client: ApiClient) -> None:
+    """`client` logs out; its socket `ws` is closed with 4401 within the contract's 2 s."""
+    closing = asyncio.create_task(close_code(ws))
+    started = time.monotonic()
+    assert (await client.post(f"{API}/auth/logout")).status_code == 200
+    code, _ = await closing
+    assert code == CLOSE_REVOKED
+    assert time.monotonic() - started < REVOCATION_DEADLINE
+
+
+def server_side(hub: Any, ws: ClientConnection) -> Any:
+    """The hub's LiveSocket for the client socket `ws` (matched by its port)."""
+    (socket_,) = [s for s in hub.sockets if s.websocket.client.port == ws.local_address[1]]
+    return socket_
+
+
+def filler_item(owner_id: int) -> dict[str, Any]:
+    """A large public item (half a megabyte) to fill a stalled client's buffers with."""
+    return {
+        "id": 0,
+        "title": "filler",
+        "description": "x" * 500_000,
+        "is_private": False,
+        "owner_id": owner_id,
+    }
 
 
 async def create_item(client: ApiClient, **fields: Any) -> dict[str, Any]:

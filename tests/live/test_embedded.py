@@ -1,8 +1,6 @@
 """Live updates without Redis (the embedded default's in-process store and broadcaster),
 and an origin listed in CORS_ORIGINS."""
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -10,14 +8,12 @@ import pytest
 from fastapi import FastAPI
 
 from app.live.broadcast import MemoryBroadcaster
-from app.live.hub import CLOSE_REVOKED
 from app.main import create_app
 from tests.conftest import ClientFactory, client_factory, make_settings, serving
-from tests.fixtures.client import API, ApiClient, login, register
+from tests.fixtures.client import ApiClient, login, register
 from tests.live.conftest import cookie_of, uvicorn_serving
 from tests.live.helpers import (
-    REVOCATION_DEADLINE,
-    close_code,
+    assert_logout_closes,
     create_item,
     expect_event,
     expect_marker,
@@ -69,12 +65,7 @@ async def test_items_reach_who_may_see_them_without_redis(embedded: Embedded):
 async def test_logout_closes_the_socket_with_4401_without_redis(embedded: Embedded):
     client = await embedded.user()
     async with await open_socket(embedded.base_url, cookie=cookie_of(embedded.app, client)) as ws:
-        closing = asyncio.create_task(close_code(ws))
-        started = time.monotonic()
-        assert (await client.post(f"{API}/auth/logout")).status_code == 200
-        code, _ = await closing
-        assert code == CLOSE_REVOKED
-        assert time.monotonic() - started < REVOCATION_DEADLINE
+        await assert_logout_closes(ws, client)
 
 
 async def test_an_origin_listed_in_cors_origins_is_accepted(embedded: Embedded):

@@ -19,15 +19,17 @@ from tests.conftest import ClientFactory
 from tests.fixtures.client import API, ApiClient, login, register, unique
 from tests.live.conftest import cookie_of
 from tests.live.helpers import (
-    REVOCATION_DEADLINE,
+    assert_logout_closes,
     close_code,
     create_item,
     delete_item,
     expect_event,
     expect_marker,
+    filler_item,
     next_event,
     open_socket,
     refused_status,
+    server_side,
     update_item,
 )
 
@@ -208,12 +210,7 @@ async def test_a_rolled_back_change_publishes_nothing(app: FastAPI, served: str,
 async def test_logout_closes_the_socket_with_4401_within_two_seconds(app: FastAPI, served: str, logged_in):
     client = await logged_in()
     async with await open_socket(served, cookie=cookie_of(app, client)) as ws:
-        closing = asyncio.create_task(close_code(ws))
-        started = time.monotonic()
-        assert (await client.post(f"{API}/auth/logout")).status_code == 200
-        code, _ = await closing
-        assert code == CLOSE_REVOKED
-        assert time.monotonic() - started < REVOCATION_DEADLINE
+        await assert_logout_closes(ws, client)
 
 
 async def test_refresh_closes_nothing_the_socket_belongs_to_the_login(app: FastAPI, served: str, logged_in):
@@ -253,17 +250,11 @@ async def test_a_client_too_far_behind_is_closed_with_4408_and_others_keep_up(
         ) as stalled,
         await open_socket(served, cookie=cookie) as healthy,
     ):
-        (slow,) = [s for s in hub.sockets if s.websocket.client.port == stalled.local_address[1]]
+        slow = server_side(hub, stalled)
         # Large events straight into the hub, as if from Redis: the kernel's buffers
         # fill after a few megabytes, then the stalled socket's queue.
         owner = (await client.get(f"{API}/users/me")).json()["id"]
-        filler = {
-            "id": 0,
-            "title": "filler",
-            "description": "x" * 500_000,
-            "is_private": False,
-            "owner_id": owner,
-        }
+        filler = filler_item(owner)
         for _ in range(200):
             hub.deliver(ItemEvent("item.created", filler))
             await asyncio.sleep(0.01)
@@ -291,15 +282,9 @@ async def test_a_send_stalled_past_the_timeout_closes_the_socket_with_4408(
     async with await open_socket(
         served, cookie=cookie_of(app, client), receive_buffer=4096, max_queue=1, compression=None
     ) as stalled:
-        (slow,) = [s for s in hub.sockets if s.websocket.client.port == stalled.local_address[1]]
+        slow = server_side(hub, stalled)
         owner = (await client.get(f"{API}/users/me")).json()["id"]
-        filler = {
-            "id": 0,
-            "title": "filler",
-            "description": "x" * 500_000,
-            "is_private": False,
-            "owner_id": owner,
-        }
+        filler = filler_item(owner)
         for _ in range(40):  # more than the kernel's buffers take
             hub.deliver(ItemEvent("item.created", filler))
         started = time.monotonic()
