@@ -73,6 +73,7 @@ async def test_asking_again_returns_the_token_the_browser_holds(user, make_clien
     held = client.cookies.get("__Host-csrftoken")
     again = await client.get(f"{API}/auth/csrf")
     assert again.json()["csrf_token"] == held
+    assert again.cookies.get("__Host-csrftoken") == held  # and sets the cookie all the same
     assert (
         await client.post(f"{API}/items", json={"title": "x"}, headers={"X-CSRF-Token": held})
     ).status_code == 201

@@ -26,7 +26,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_MS = 10_000
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Locator,
+        Page,
+        async_playwright,
+        expect,
+    )
 except ImportError:  # requirements-dev.txt installs it
     async_playwright = None  # type: ignore[assignment]
 
@@ -57,11 +65,10 @@ class Tab:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
-    def _console(self, message: "object") -> None:
-        text = message.text  # type: ignore[attr-defined]
+    def _console(self, message: "ConsoleMessage") -> None:
         # The browser's own line for every 4xx the page handles (an anonymous /users/me).
-        if message.type == "error" and not text.startswith("Failed to load resource"):  # type: ignore[attr-defined]
-            self.errors.append(text)
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
 
     async def open(self, path: str = "/") -> None:
         await self.page.goto(self.edge.base_url + path)
@@ -93,7 +100,7 @@ class Tab:
         await form.locator("[type=submit]").click()
         await expect(self.item(title)).to_have_count(1, timeout=TIMEOUT_MS)
 
-    def item(self, title: str) -> "object":
+    def item(self, title: str) -> "Locator":
         return self.page.locator("#items li", has=self.page.locator(".title", has_text=title))
 
     async def api_status(self, path: str) -> int:
