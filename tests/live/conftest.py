@@ -116,7 +116,9 @@ def _server_env(database_url: str, redis_prefix: str) -> dict[str, str]:
 
 def _start(env: dict[str, str]) -> Worker:
     port = free_port()
+    # As docker/entrypoint.sh runs it: no permessage-deflate.
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--ws-per-message-deflate", "false"]
     log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [*command, "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
