@@ -1,7 +1,7 @@
-"""`python -m app COMMAND`: see app/cli.py."""
+"""`python -m app COMMAND`: see app/ops/cli.py."""
 
 import sys
 
-from app.cli import main
+from app.ops.cli import main
 
 sys.exit(main())

@@ -30,8 +30,6 @@ def audit(
 ) -> None:
     """`request` is None for actions outside HTTP (the command line): no ip, no request id."""
     ip = client_ip(request) if request is not None else None
-    if request is not None and (event == "login" or (event == "rate_limited" and _is_login(fields))):
-        _count_login(request, "rate_limited" if event == "rate_limited" else outcome)
     logger.log(
         level,
         "%s %s",
@@ -46,15 +44,3 @@ def audit(
             **fields,
         },
     )
-
-
-def _is_login(fields: dict[str, Any]) -> bool:
-    return str(fields.get("scope", "")).startswith("login")
-
-
-def _count_login(request: HTTPConnection, outcome: str) -> None:
-    # Here rather than beside each audit call in the login route, so that the counter
-    # and the audit trail cannot disagree about what happened.
-    metrics = getattr(getattr(request.scope.get("app"), "state", None), "metrics", None)
-    if metrics is not None:
-        metrics.login(outcome)

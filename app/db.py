@@ -3,16 +3,17 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
+from app.state import Key, state_of
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +26,14 @@ NAMING_CONVENTION = {
 BEFORE_COMMIT = "before_commit"
 AFTER_COMMIT = "after_commit"
 Callback = Callable[[], Awaitable[None]]
+# Every id column is a 32-bit integer: a larger id in a path cannot exist (a 404, not a
+# query PostgreSQL would refuse).
+MAX_ID = 2**31 - 1
+
+ENGINE: Key[AsyncEngine] = Key("engine")
+SESSIONMAKER: Key[async_sessionmaker[AsyncSession]] = Key("sessionmaker")
+
+Row = TypeVar("Row", bound="Base")
 
 
 class Base(DeclarativeBase):
@@ -106,12 +115,12 @@ def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
-def before_commit(session: AsyncSession, callback: Callback) -> None:
+def before_commit(session: AsyncSession | Session, callback: Callback) -> None:
     """Run `callback` after the last flush and before the commit; if it fails, nothing commits."""
     session.info.setdefault(BEFORE_COMMIT, []).append(callback)
 
 
-def after_commit(session: AsyncSession, callback: Callback) -> None:
+def after_commit(session: AsyncSession | Session, callback: Callback) -> None:
     """Run `callback` once the session's transaction has committed (never on rollback)."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
@@ -139,8 +148,25 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session. Declare with `scope="function"` (see SessionDep) so the
     commit happens before the response is sent: a failed commit must not answer 2xx."""
-    async with transaction(request.app.state.sessionmaker) as session:
+    async with transaction(state_of(request)[SESSIONMAKER]) as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_row(session: AsyncSession, model: type[Row], row_id: int) -> Row | None:
+    """The row of `model` with this primary key, or None (also for ids no column can hold)."""
+    return await session.get(model, row_id) if 1 <= row_id <= MAX_ID else None
+
+
+def contains_pattern(text_: str) -> str:
+    """A LIKE pattern (escape character backslash) matching `text_` anywhere, case folded."""
+    escaped = text_.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """The readiness check's query: the database answers."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

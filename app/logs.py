@@ -10,12 +10,15 @@ import logging
 import sys
 import time
 import traceback
+from contextvars import ContextVar
 from typing import Any
 
 from app.config import Settings
-from app.middleware import request_id_var
 
 HANDLER_NAME = "app.logs"
+
+# Set by RequestContextMiddleware (app/middleware.py) for the length of each request.
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 # What a LogRecord carries by itself; everything else on it came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {

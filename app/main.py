@@ -4,7 +4,6 @@ import asyncio
 import gc
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -16,56 +15,56 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api import include_routers
-from app.auth.backend import SessionCookieTransport
+from app.api.openapi import install_openapi
+from app.auth.backend import BACKEND, create_backend
 from app.auth.cache import STORE
-from app.auth.cookies import CookiePolicy
-from app.auth.csrf import CSRF_HEADER, CsrfMiddleware, CsrfSigner
-from app.auth.mail import create_mail_sender
+from app.auth.cookies import COOKIES, CookiePolicy
+from app.auth.csrf import CSRF, CSRF_HEADER, CsrfMiddleware, CsrfSigner
+from app.auth.mail import MAIL, create_mail_sender
 from app.auth.passwords import dummy_hash
-from app.auth.ratelimit import RateLimits
-from app.auth.sessions import MemorySessionStore, RedisSessionStore, SessionStore
-from app.bootstrap import ensure_first_superuser_eventually, migrate
+from app.auth.ratelimit import RATE_LIMITS, RateLimits
+from app.auth.sessions import SESSION_STORE
+from app.auth.sessions.factory import create_session_store
 from app.config import Settings, load_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import ENGINE, SESSIONMAKER, create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.live.broadcast import create_broadcaster
-from app.live.hub import Hub
-from app.live.publish import BROADCASTER
+from app.live.broadcast import BROADCASTER, create_broadcaster
+from app.live.hub import HUB, Hub
+from app.live.publish import BROADCASTER as BROADCASTER_INFO
 from app.logs import configure_logging, configure_sentry
-from app.metrics import install_metrics
+from app.metrics import METRICS, install_metrics
 from app.middleware import RequestContextMiddleware
-from app.openapi import install_openapi
+from app.ops.bootstrap import ensure_first_superuser_eventually, migrate
 from app.redis import create_client
+from app.state import SETTINGS, attach, mark_started, state_of
 
 logger = logging.getLogger("app")
 
 
-def create_session_store(settings: Settings) -> SessionStore:
-    if not settings.redis_url:
-        return MemorySessionStore()
-    client = create_client(settings)
-    return RedisSessionStore(client, prefix=settings.redis_key_prefix)
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+    state = state_of(app)
+    settings = state[SETTINGS]
     if settings.embedded:
         await anyio.to_thread.run_sync(migrate, settings)
     engine = create_engine(settings)
-    store = create_session_store(settings)
+    redis = create_client(settings) if settings.redis_url else None
     # Live updates (app/live): this worker's sockets, and what brings every change to them.
-    hub = Hub(gauge=app.state.metrics.websockets)
-    broadcaster = create_broadcaster(settings, hub, store)
+    hub = Hub(gauge=state[METRICS].websockets)
+    store = create_session_store(settings, redis, on_logins_ended=hub.end_logins)
+    broadcaster = create_broadcaster(settings, hub, redis, store.live_logins)
     await broadcaster.start()
-    app.state.live_hub = hub
-    app.state.live_broadcaster = broadcaster
-    app.state.engine = engine
-    app.state.session_store = store
-    app.state.sessionmaker = create_sessionmaker(engine, **{STORE: store, BROADCASTER: broadcaster})
-    app.state.started_at = time.monotonic()
+    state[ENGINE] = engine
+    state[SESSION_STORE] = store
+    state[HUB] = hub
+    state[BROADCASTER] = broadcaster
+    # A unit of work finds the store (user snapshots, app/auth/cache.py) and the
+    # broadcaster (item events, app/live/publish.py) in its session's info.
+    sessionmaker = create_sessionmaker(engine, **{STORE: store, BROADCASTER_INFO: broadcaster})
+    state[SESSIONMAKER] = sessionmaker
+    mark_started(app)
     await anyio.to_thread.run_sync(dummy_hash)  # the first unknown-user login should not pay for it
-    bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, app.state.sessionmaker))
+    bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, sessionmaker))
     # Everything allocated so far lives as long as the process: keep it out of the
     # collector's full passes, which otherwise dominate the latency tail under load.
     gc.freeze()
@@ -76,7 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with suppress(asyncio.CancelledError):
             await bootstrap
         await broadcaster.close()
-        await store.close()
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 
@@ -92,13 +92,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if settings.show_docs else None,
         openapi_url="/openapi.json" if settings.show_docs else None,
     )
+    # What the middleware and the routes' documentation need exists before the lifespan runs.
+    state = attach(app, settings)
     cookies = CookiePolicy.from_settings(settings)
-    app.state.settings = settings
-    app.state.cookies = cookies
-    app.state.transport = SessionCookieTransport(cookies)
-    app.state.csrf = CsrfSigner(settings.signing_key, max_age=settings.refresh_token_seconds)
-    app.state.rate_limits = RateLimits(settings)
-    app.state.mail_sender = create_mail_sender(settings)
+    csrf = CsrfSigner(settings.signing_key, max_age=settings.refresh_token_seconds)
+    state[COOKIES] = cookies
+    state[CSRF] = csrf
+    state[BACKEND] = create_backend(cookies)
+    state[RATE_LIMITS] = RateLimits(settings)
+    state[MAIL] = create_mail_sender(settings)
 
     install_error_handlers(app)
     include_routers(app)
@@ -107,9 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the CSRF check sees them.
-    app.add_middleware(
-        CsrfMiddleware, signer=app.state.csrf, cookies=cookies, trusted_origins=settings.cors_origins
-    )
+    app.add_middleware(CsrfMiddleware, signer=csrf, cookies=cookies, trusted_origins=settings.cors_origins)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

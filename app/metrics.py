@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from starlette.types import Scope
 
+from app.state import Key, state_of
+
 UNMATCHED = "<unmatched>"
 LOGIN_OUTCOMES = ("success", "failure", "inactive", "rate_limited")
 # Methods a client sends are free text: any other one is counted as "other", so that
@@ -128,14 +130,17 @@ class Metrics:
             self.logins.labels(outcome).inc()
 
 
+METRICS: Key[Metrics] = Key("metrics")
+
+
 async def get_metrics(request: Request) -> Response:
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(request.app.state.metrics.registry), media_type=content_type)
+    return Response(encoder(state_of(request)[METRICS].registry), media_type=content_type)
 
 
 def install_metrics(app: FastAPI) -> Metrics:
     metrics = Metrics()
-    app.state.metrics = metrics
+    state_of(app)[METRICS] = metrics
     # Not part of the API (API.md section 8: operations, not routed by the proxy).
     app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
     return metrics

@@ -2,65 +2,21 @@
 
 import logging
 import re
-import socket
 import time
 import uuid
-from contextvars import ContextVar
 
-import asyncpg.exceptions
-import redis.exceptions
-import sqlalchemy.exc
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ErrorCode, error_response, unavailable
+from app.logs import request_id_var
 from app.metrics import Metrics, RouteTemplates
+from app.outage import is_outage
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("app.access")
 
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
-
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-# Exceptions that mean PostgreSQL or Redis is down, refusing or hanging: the
-# request fails closed with 503, never 500 and never as "logged out".
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-    # The database host name does not resolve: a stopped container's name, a DNS outage.
-    # asyncpg raises it raw from connect (a plain OSError, not a ConnectionError).
-    socket.gaierror,
-    # PostgreSQL's own refusals, which SQLAlchemy's asyncpg dialect wraps in a plain
-    # DBAPIError (or, from connect, not at all): class 57, statement_timeout (a lock wait
-    # or an overloaded server), shutting down, "the database system is starting up"
-    # while it restarts; class 53, too many connections, out of memory or disk; class 08.
-    # Found by tests/faults: a statement_timeout answered 500.
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.PostgresConnectionError,
-)
-_MAX_CAUSES = 5
-
-
-def is_outage(exc: BaseException) -> bool:
-    # Down the `raise ... from` chain: SQLAlchemy wraps the driver's exception two levels
-    # deep (DBAPIError <- the dialect's adapter error <- asyncpg's own).
-    cause: BaseException | None = exc
-    for _ in range(_MAX_CAUSES):
-        if cause is None:
-            return False
-        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
-            return True
-        if isinstance(cause, OUTAGE_ERRORS):
-            return True
-        cause = cause.__cause__
-    return False
 
 
 class RequestContextMiddleware:

@@ -1,8 +1,10 @@
-"""Shared request-body rules."""
+"""Shared request-body rules and the page of a listing."""
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+T = TypeVar("T")
 
 # PostgreSQL text cannot hold U+0000: asyncpg refuses the query, which was a 500 (found by
 # schemathesis, tests/openapi). Free text that reaches the database refuses it at
@@ -45,3 +47,14 @@ class PatchBody(BaseModel):
     def changes(self) -> dict[str, Any]:
         """The fields the client sent."""
         return self.model_dump(exclude_unset=True)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing: `total` counts every match, whatever `limit` and `offset`."""
+
+    items: list[T]
+    total: int = Field(
+        description="Everything matching the filter that the caller may see, whatever `limit` and `offset`."
+    )
+    limit: int
+    offset: int

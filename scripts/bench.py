@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.auth.passwords import password_helper  # noqa: E402
-from app.bootstrap import migrate  # noqa: E402
+from app.ops.bootstrap import migrate  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.live.hub import MAX_SOCKETS_PER_USER  # noqa: E402
 from tests.fixtures.server import free_port, stop, wait_until_live  # noqa: E402

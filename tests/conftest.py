@@ -19,10 +19,13 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from app.bootstrap import migrate
+from app.auth.cookies import COOKIES
 from app.config import Settings
+from app.db import SESSIONMAKER
 from app.main import create_app
 from app.models import User
+from app.ops.bootstrap import migrate
+from app.state import state_of
 from tests.fixtures.client import Account, ApiClient, login, register
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -119,7 +122,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 def client_factory(app: FastAPI, base_url: str = "https://testserver") -> ClientFactory:
-    cookies = app.state.cookies
+    cookies = state_of(app)[COOKIES]
 
     def make(**kwargs: object) -> ApiClient:
         return ApiClient(
@@ -166,7 +169,7 @@ async def user(make_client: ClientFactory) -> tuple[ApiClient, Account]:
 async def promote(app: FastAPI, user_id: int) -> None:
     """Make a user superuser in the database, as an operator would. Through the app's
     sessionmaker, whose flush listener keeps the user's Redis snapshot true."""
-    async with app.state.sessionmaker() as session:
+    async with state_of(app)[SESSIONMAKER]() as session:
         row = await session.get(User, user_id)
         assert row is not None
         row.is_superuser = True

@@ -11,10 +11,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from app.bootstrap import ensure_first_superuser
+from app.auth.cookies import COOKIES
 from app.config import EXAMPLE_SECRET_KEY, Settings
+from app.db import SESSIONMAKER
 from app.main import create_app
 from app.models import User
+from app.ops.bootstrap import ensure_first_superuser
+from app.state import state_of
 from tests.conftest import REDIS_URL, SECRET_KEY, client_factory, make_settings, serving
 from tests.fixtures.client import API, PASSWORD, Account, login, register, unique
 
@@ -123,7 +126,7 @@ def test_cookie_secure_defaults_to_false_only_in_development(environment, secure
         _env_file=None, environment=environment, secret_key=STRONG_KEY, redis_url=REDIS_URL
     )
     assert settings.secure_cookies is secure
-    names = create_app(settings).state.cookies
+    names = state_of(create_app(settings))[COOKIES]
     if secure:
         assert (names.session, names.refresh, names.csrf) == (
             "__Host-session",
@@ -308,7 +311,7 @@ async def test_cors_origins_from_the_environment_are_honoured_by_the_app(
 async def wait_for_user(app: FastAPI, email: str) -> None:
     with anyio.fail_after(BOOTSTRAP_WAIT_SECONDS):
         while True:
-            async with app.state.sessionmaker() as session:
+            async with state_of(app)[SESSIONMAKER]() as session:
                 found = await session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
             if found is not None:
                 return
@@ -327,7 +330,7 @@ async def wait_for_bootstrap() -> None:
 
 
 async def count_users(app: FastAPI, email: str) -> int:
-    async with app.state.sessionmaker() as session:
+    async with state_of(app)[SESSIONMAKER]() as session:
         statement = select(func.count()).select_from(User).where(func.lower(User.email) == email.lower())
         return int(await session.scalar(statement) or 0)
 
@@ -380,7 +383,9 @@ async def test_second_start_does_not_duplicate_or_fail(superuser_settings, caplo
         await wait_for_bootstrap()
         assert bootstrap_problems(caplog) == []
         assert await count_users(second, account.email) == 1
-        await ensure_first_superuser(again, second.state.sessionmaker)  # idempotent when called directly too
+        await ensure_first_superuser(
+            again, state_of(second)[SESSIONMAKER]
+        )  # idempotent when called directly too
         assert await count_users(second, account.email) == 1
         response = await login(client, account)
         assert response.json()["user"]["is_superuser"] is True

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 import pytest
 from fastapi import FastAPI
 
+from app.auth.cookies import COOKIES
 from app.config import Settings
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import client_factory, serving
 from tests.fixtures.client import API, ApiClient, login, register, unique
 
@@ -310,7 +312,7 @@ async def test_responses_to_a_logged_in_user_are_no_store(user):
 
 @pytest.mark.parametrize("kind", ["session", "refresh"])
 async def test_request_carrying_a_credential_cookie_is_no_store_even_if_invalid(app, make_client, kind):
-    name = getattr(app.state.cookies, kind)
+    name = getattr(state_of(app)[COOKIES], kind)
     client = make_client()
     for path in ("/healthz", f"{API}/users/me"):
         response = await client.get(path, headers={"Cookie": f"{name}=not-a-real-token"})

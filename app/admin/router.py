@@ -1,4 +1,4 @@
-"""Superuser routes. The superuser guard is applied once, where app/api.py includes
+"""Superuser routes. The superuser guard is applied once, where app/api/__init__.py includes
 this router; the handlers still ask for `SuperUser` to know the actor (FastAPI runs
 the dependency once per request and hands both the same result)."""
 
@@ -10,14 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.admin import service
-from app.admin.schemas import AdminUserPage, AdminUserUpdate
+from app.admin.schemas import AdminUserUpdate
 from app.audit import audit
-from app.auth.backend import UserManagerDep
 from app.auth.deps import SuperUser
-from app.db import SessionDep
+from app.auth.manager import UserManagerDep
+from app.auth.schemas import UserRead
+from app.auth.sessions import StoreDep
+from app.db import MAX_ID, SessionDep
 from app.errors import AppError, ErrorCode, responses
-from app.schemas import NO_NUL
-from app.users.schemas import UserRead
+from app.schemas import NO_NUL, Page
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -53,7 +54,7 @@ def audited(
 
 @router.get(
     "/users",
-    response_model=AdminUserPage,
+    response_model=Page[UserRead],
     summary="List users (admin)",
     responses=responses(*GUARD),
 )
@@ -62,17 +63,17 @@ async def list_users(
     session: SessionDep,
     admin: SuperUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     q: Annotated[
         str | None,
         Query(max_length=320, pattern=NO_NUL, description="Matches username or email, any case."),
     ] = None,
     is_active: Annotated[bool | None, Query(description="Only active (`true`) or inactive users.")] = None,
-) -> AdminUserPage:
+) -> Page[UserRead]:
     """Ordered by id. `total` counts every user matching `q` and `is_active`."""
     with audited(request, "list_users", admin.id, None):
         users, total = await service.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
-    return AdminUserPage(
+    return Page[UserRead](
         items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
     )
 
@@ -107,13 +108,13 @@ async def update_user(
     data: AdminUserUpdate,
     session: SessionDep,
     manager: UserManagerDep,
+    store: StoreDep,
     admin: SuperUser,
 ) -> UserRead:
     """Omitted fields stay as they are; null is refused. Deactivation, demotion or a new
     password ends every session of the user at once. A new email is unverified unless
     `is_verified` is sent too. The last active superuser cannot be deactivated or demoted
     (409 `last_superuser`), not even by themselves."""
-    store = request.app.state.session_store
     with audited(request, "update_user", admin.id, user_id, fields=sorted(data.changes())):
         user = await service.update_user(session, manager, store, user_id, data)
     return UserRead.model_validate(user)
@@ -125,10 +126,12 @@ async def update_user(
     summary="Delete any user, with their items and sessions (admin)",
     responses=responses(*WRITE, ErrorCode.NOT_FOUND, ErrorCode.LAST_SUPERUSER),
 )
-async def delete_user(request: Request, user_id: int, session: SessionDep, admin: SuperUser) -> Response:
+async def delete_user(
+    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
+) -> Response:
     """The last active superuser cannot be deleted (409 `last_superuser`)."""
     with audited(request, "delete_user", admin.id, user_id):
-        await service.delete_user(session, request.app.state.session_store, user_id)
+        await service.delete_user(session, store, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -139,11 +142,9 @@ async def delete_user(request: Request, user_id: int, session: SessionDep, admin
     responses=responses(*WRITE, ErrorCode.NOT_FOUND),
 )
 async def revoke_user_sessions(
-    request: Request, user_id: int, session: SessionDep, admin: SuperUser
+    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
 ) -> Response:
     """The user stays; they log in again with their password."""
     with audited(request, "revoke_sessions", admin.id, user_id) as fields:
-        fields["sessions_revoked"] = await service.revoke_sessions(
-            session, request.app.state.session_store, user_id
-        )
+        fields["sessions_revoked"] = await service.revoke_sessions(session, store, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,9 +1,9 @@
 from typing import Any
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import EmailStr, Field
 
+from app.auth.schemas import Password, Username
 from app.schemas import PatchBody
-from app.users.schemas import Password, Username, UserRead
 
 
 class AdminUserUpdate(PatchBody):
@@ -23,10 +23,3 @@ class AdminUserUpdate(PatchBody):
 
     def create_update_dict_superuser(self) -> dict[str, Any]:
         return self.changes()
-
-
-class AdminUserPage(BaseModel):
-    items: list[UserRead]
-    total: int = Field(description="Users matching the filter, whatever `limit` and `offset`.")
-    limit: int
-    offset: int

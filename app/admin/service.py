@@ -3,25 +3,24 @@ loses access loses their sessions before the change commits. Never commits."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import repository
 from app.admin.schemas import AdminUserUpdate
+from app.auth import repository as users
 from app.auth.manager import UserManager
-from app.auth.sessions import SessionStore
+from app.auth.sessions.types import SessionStore
+from app.db import MAX_ID, get_row
 from app.errors import AppError, ErrorCode
-from app.live.publish import item_changed
+from app.items import service as items_service
 from app.models import User
-
-MAX_ID = 2**31 - 1  # the column is a 32-bit integer; larger ids cannot exist
 
 
 async def list_users(
     session: AsyncSession, *, q: str | None, is_active: bool | None, limit: int, offset: int
 ) -> tuple[list[User], int]:
-    return await repository.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
+    return await users.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
-    user = await repository.get(session, user_id) if 1 <= user_id <= MAX_ID else None
+    user = await get_row(session, User, user_id)
     if user is None:
         raise AppError(ErrorCode.NOT_FOUND, "User not found.")
     return user
@@ -36,7 +35,7 @@ async def _guarded_user(session: AsyncSession, user_id: int) -> User:
     """
     if not 1 <= user_id <= MAX_ID:
         raise AppError(ErrorCode.NOT_FOUND, "User not found.")
-    superusers = await repository.lock_active_superusers(session)
+    superusers = await users.lock_active_superusers(session)
     user = await get_user(session, user_id)
     if superusers == {user.id}:
         raise AppError(ErrorCode.LAST_SUPERUSER)
@@ -70,11 +69,8 @@ async def delete_user(session: AsyncSession, store: SessionStore, user_id: int) 
     # Before the commit, as above. app/auth/cache.py revokes once more after it, which
     # also ends a login that slipped in between.
     await store.revoke_user(user.id)
-    # The database's ON DELETE CASCADE removes their items where the ORM cannot see
-    # it: announce each, so that open pages drop them (after the commit, as any delete).
-    for item in await repository.owned_items(session, user.id):
-        item_changed(session, "item.deleted", item)
-    await repository.delete(session, user)
+    await items_service.forget_owner(session, user.id)
+    await users.delete(session, user)
 
 
 async def revoke_sessions(session: AsyncSession, store: SessionStore, user_id: int) -> int:

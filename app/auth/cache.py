@@ -13,24 +13,15 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 
-from app.auth.sessions import SessionStore, SessionUser
-from app.db import AFTER_COMMIT, BEFORE_COMMIT
+from app.auth.principal import SessionUser, snapshot
+from app.auth.sessions.types import SessionStore
+from app.db import after_commit, before_commit
 from app.models import User
 
 PENDING = "pending_user_snapshots"
+# The sessionmaker's `info` key for the store (set by the lifespan, app/main.py): a unit
+# of work finds it there, whoever runs it (a request, the command line).
 STORE = "session_store"
-
-
-def snapshot(user: User) -> SessionUser:
-    return SessionUser(
-        id=user.id,
-        email=user.email,
-        username=user.username,
-        is_active=user.is_active,
-        is_superuser=user.is_superuser,
-        is_verified=user.is_verified,
-        created_at=user.created_at,
-    )
 
 
 @event.listens_for(Session, "after_flush")
@@ -65,8 +56,8 @@ def _schedule(session: Session, store: SessionStore, pending: dict[int, Any]) ->
             else:
                 await store.cache_user(user)
 
-    session.info.setdefault(BEFORE_COMMIT, []).append(drop_snapshots)
-    session.info.setdefault(AFTER_COMMIT, []).append(write_snapshots)
+    before_commit(session, drop_snapshots)
+    after_commit(session, write_snapshots)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -1,11 +1,13 @@
 """Cookie names and exact Set-Cookie headers (API.md section 2)."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Depends
 from starlette.responses import Response
 
 from app.config import Settings
+from app.state import Key, dependency
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
@@ -106,3 +108,7 @@ class CookiePolicy:
         self.clear_session(response)
         self.clear_refresh(response)
         self.clear_csrf(response)
+
+
+COOKIES: Key[CookiePolicy] = Key("cookies")
+CookiesDep = Annotated[CookiePolicy, Depends(dependency(COOKIES))]

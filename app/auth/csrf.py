@@ -11,9 +11,12 @@ session (OWASP CSRF cheat sheet, "signed double-submit cookie").
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from http.cookies import SimpleCookie
 from logging import WARNING
+from typing import Annotated
 
+from fastapi import Depends
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -22,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.audit import audit
 from app.auth.cookies import CookiePolicy
 from app.errors import ErrorCode, error_response
+from app.state import Key, dependency
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
@@ -71,6 +75,17 @@ def own_origin(scope: Scope, headers: Headers) -> str:
     return f"{scheme}://{headers.get('host', '')}".lower()
 
 
+def foreign_origin(scope: Scope, headers: Headers, trusted: Collection[str]) -> bool:
+    """The Origin rule, for unsafe requests and WebSocket handshakes alike: an Origin that
+    is present must be the request's own or one of `trusted` (CORS_ORIGINS, lower case).
+    No Origin at all is a non-browser client, which a cross-site attack cannot drive."""
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    origin = origin.lower().rstrip("/")
+    return origin != own_origin(scope, headers) and origin not in trusted
+
+
 class CsrfMiddleware:
     """Every POST, PUT, PATCH and DELETE under /api/ must pass both checks, login included."""
 
@@ -102,11 +117,8 @@ class CsrfMiddleware:
         await error_response(ErrorCode.CSRF_FAILED)(scope, receive, send)
 
     def rejection(self, scope: Scope, headers: Headers) -> str | None:
-        origin = headers.get("origin")
-        if origin is not None:
-            origin = origin.lower().rstrip("/")
-            if origin != own_origin(scope, headers) and origin not in self.trusted_origins:
-                return "foreign origin"
+        if foreign_origin(scope, headers, self.trusted_origins):
+            return "foreign origin"
         sent = headers.get(CSRF_HEADER)
         if not sent:
             return "missing header"
@@ -119,3 +131,7 @@ class CsrfMiddleware:
         if not self.signer.valid(cookie, cookies.get(self.cookies.session)):
             return "bad or foreign token"
         return None
+
+
+CSRF: Key[CsrfSigner] = Key("csrf")
+CsrfDep = Annotated[CsrfSigner, Depends(dependency(CSRF))]

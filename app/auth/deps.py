@@ -1,32 +1,34 @@
-"""Who is calling: the session cookie, one store round trip, no database query on a hit."""
+"""Who is calling: the session cookie, one store round trip, no database query on a hit;
+and the parts of the login flows (service.py) for one request."""
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from app.auth.cache import snapshot
-from app.auth.sessions import SessionUser
+from app.auth.backend import BACKEND
+from app.auth.cookies import COOKIES
+from app.auth.csrf import CSRF
+from app.auth.principal import Principal, SessionUser, snapshot
+from app.auth.ratelimit import RATE_LIMITS
+from app.auth.service import Auth
+from app.auth.sessions import SESSION_STORE
+from app.db import SESSIONMAKER, get_row
 from app.errors import AppError, ErrorCode
+from app.metrics import METRICS
 from app.models import User
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user: SessionUser
-    login_id: str  # the login this session belongs to (what /users/me/sessions lists)
+from app.state import SETTINGS, state_of
 
 
 async def _load_user(request: HTTPConnection, user_id: int) -> SessionUser | None:
     """Cache miss: read the user once and cache it, unless a newer snapshot landed meanwhile."""
-    state = request.app.state
-    async with state.sessionmaker() as session:
-        user = await session.get(User, user_id)
+    state = state_of(request)
+    async with state[SESSIONMAKER]() as session:
+        user = await get_row(session, User, user_id)
     if user is None:
         return None
     fresh = snapshot(user)
-    await state.session_store.cache_user(fresh, only_if_absent=True)
+    await state[SESSION_STORE].cache_user(fresh, only_if_absent=True)
     return fresh
 
 
@@ -35,11 +37,11 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
 
     Takes any connection so that the live-updates WebSocket (app/live) authenticates
     exactly as an HTTP request does: same cookie, same store read, same rules."""
-    state = request.app.state
-    token = request.cookies.get(state.cookies.session)
+    state = state_of(request)
+    token = request.cookies.get(state[COOKIES].session)
     if not token:
         return None
-    active = await state.session_store.read(token)
+    active = await state[SESSION_STORE].read(token)
     if active is None:
         return None
     user = active.user or await _load_user(request, active.user_id)
@@ -76,7 +78,21 @@ async def current_superuser(request: Request) -> SessionUser:
     return user
 
 
+async def get_auth(request: Request) -> Auth:
+    state = state_of(request)
+    return Auth(
+        request=request,
+        settings=state[SETTINGS],
+        store=state[SESSION_STORE],
+        csrf=state[CSRF],
+        limits=state[RATE_LIMITS],
+        backend=state[BACKEND],
+        metrics=state[METRICS],
+    )
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentUser = Annotated[SessionUser, Depends(current_user)]
 OptionalUser = Annotated[SessionUser | None, Depends(optional_user)]
 SuperUser = Annotated[SessionUser, Depends(current_superuser)]
+AuthDep = Annotated[Auth, Depends(get_auth)]

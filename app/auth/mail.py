@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import anyio.to_thread
 
 from app.config import Settings
+from app.state import Key
 
 logger = logging.getLogger("app.mail")
 
@@ -76,6 +77,9 @@ class SmtpMailSender:
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(message)
+
+
+MAIL: Key[MailSender] = Key("mail_sender")
 
 
 def create_mail_sender(settings: Settings) -> MailSender:

@@ -9,81 +9,65 @@
 """
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
-from fastapi import Request
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import Depends, Request
 from fastapi_users import BaseUserManager, IntegerIDMixin, exceptions, schemas
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from starlette.datastructures import State
 
-from app.auth.mail import run_in_background, send_in_background
+from app.auth import repository
+from app.auth.mail import MAIL, MailSender, run_in_background, send_in_background
 from app.auth.passwords import dummy_hash, hash_password, password_problem, verify_password
+from app.auth.sessions import SESSION_STORE
+from app.auth.sessions.types import SessionStore
+from app.db import SessionDep
 from app.errors import AppError, ErrorCode
 from app.models import User
+from app.state import SETTINGS, state_of
 
 security_log = logging.getLogger("app.security")
 
 
-def _app_state(request: Request | None) -> State:
-    # The mail sender and the session store live on the app; the library's routers
-    # always pass the request, so only a direct call without one lands here.
-    if request is None:
-        raise RuntimeError("this hook needs the request (its app holds the mail sender and session store)")
-    return request.app.state
-
-
-def _link_or_token(state: State, path: str, token: str) -> str:
+def _link_or_token(public_url: str | None, path: str, token: str) -> str:
     """A link when the public URL is configured (never built from the Host header, which
     the caller picks: that would mail the token to an attacker's site), else the token.
     The token rides in the fragment, which browsers send neither to servers nor in Referer."""
-    base = state.settings.public_url
-    if base:
-        return f"Open this link:\n\n  {base.rstrip('/')}{path}#token={token}"
+    if public_url:
+        return f"Open this link:\n\n  {public_url.rstrip('/')}{path}#token={token}"
     return f"Use this token:\n\n  {token}"
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, int]):
+    """The library's adapter, flushing instead of committing: the request's session commits once."""
+
     async def create(self, create_dict: dict[str, Any]) -> User:
-        user = User(**create_dict)
-        self.session.add(user)
-        await self.session.flush()
-        return user
+        return await repository.add(self.session, User(**create_dict))
 
     async def update(self, user: User, update_dict: dict[str, Any]) -> User:
-        for key, value in update_dict.items():
-            setattr(user, key, value)
-        self.session.add(user)
-        await self.session.flush()
-        return user
-
-    async def delete(self, user: User) -> None:
-        await self.session.delete(user)
-        await self.session.flush()
-
-    async def get_by_login(self, identifier: str) -> User | None:
-        """A username never contains "@", so one comparison decides which column."""
-        column = User.email if "@" in identifier else User.username
-        return await self._get_user(select(User).where(func.lower(column) == identifier.lower()))
-
-    async def taken(self, email: str, username: str) -> bool:
-        statement = select(User.id).where(
-            or_(func.lower(User.email) == email.lower(), func.lower(User.username) == username.lower())
-        )
-        return (await self.session.execute(statement.limit(1))).first() is not None
+        return await repository.update(self.session, user, update_dict)
 
 
 class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
     user_db: UserDatabase
 
-    def __init__(self, user_db: UserDatabase, secret: str) -> None:
+    def __init__(
+        self,
+        user_db: UserDatabase,
+        secret: str,
+        *,
+        store: SessionStore,
+        mail: MailSender,
+        public_url: str | None,
+    ) -> None:
         super().__init__(user_db)
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
+        self.store = store
+        self.mail = mail
+        self.public_url = public_url
 
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
         problem = password_problem(
@@ -97,7 +81,7 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
     ) -> User:
         await self.validate_password(user_create.password, user_create)
         user_dict = user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
-        if await self.user_db.taken(user_dict["email"], user_dict["username"]):
+        if await repository.taken(self.user_db.session, user_dict["email"], user_dict["username"]):
             raise exceptions.UserAlreadyExists()
         user_dict["hashed_password"] = await hash_password(user_dict.pop("password"))
         try:
@@ -110,7 +94,7 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
 
     async def authenticate_login(self, identifier: str, password: str) -> User | None:
         """The user whose username or email is `identifier` and whose password matches."""
-        user = await self.user_db.get_by_login(identifier)
+        user = await repository.get_by_login(self.user_db.session, identifier)
         if user is None:
             # Same work as a wrong password, so timing does not reveal which it was
             # (Django ticket #20760).
@@ -123,19 +107,16 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
             await self.user_db.update(user, {"hashed_password": upgraded})
         return user
 
-    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
-        return await self.authenticate_login(credentials.username, credentials.password)
-
     async def _update(self, user: User, update_dict: dict[str, Any]) -> User:
         validated: dict[str, Any] = {}
         for field, value in update_dict.items():
             if field == "email" and value.lower() != user.email.lower():
-                if await self.user_db.get_by_login(value) is not None:
+                if await repository.get_by_login(self.user_db.session, value) is not None:
                     raise exceptions.UserAlreadyExists()
                 validated["email"] = value
                 validated["is_verified"] = False
             elif field == "username" and value.lower() != user.username.lower():
-                if await self.user_db.get_by_login(value) is not None:
+                if await repository.get_by_login(self.user_db.session, value) is not None:
                     raise exceptions.UserAlreadyExists()
                 validated["username"] = value
             elif field == "password" and value is not None:
@@ -196,35 +177,49 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         await self.on_after_reset_password(updated, request)
         return updated
 
-    async def on_after_forgot_password(self, user: User, token: str, request: Request | None = None) -> None:
-        state = _app_state(request)
+    async def on_after_forgot_password(self, user: User, token: str, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         minutes = self.reset_password_token_lifetime_seconds // 60
         body = (
             f"Someone, hopefully you, asked to reset the password of the account {user.username}.\n"
-            f"{_link_or_token(state, '/reset-password', token)}\n\n"
+            f"{_link_or_token(self.public_url, '/reset-password', token)}\n\n"
             f"It works once, within {minutes} minutes. If you did not ask, ignore this mail:\n"
             "your password stays as it is."
         )
-        send_in_background(state.mail_sender, user.email, "Reset your password", body)
+        send_in_background(self.mail, user.email, "Reset your password", body)
 
-    async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:
-        state = _app_state(request)
+    async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         minutes = self.verification_token_lifetime_seconds // 60
         body = (
             f"Confirm that this address belongs to the account {user.username}.\n"
-            f"{_link_or_token(state, '/verify', token)}\n\n"
+            f"{_link_or_token(self.public_url, '/verify', token)}\n\n"
             f"It works within {minutes} minutes. If you did not ask, ignore this mail."
         )
-        send_in_background(state.mail_sender, user.email, "Verify your email address", body)
+        send_in_background(self.mail, user.email, "Verify your email address", body)
 
-    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         # Runs after the new hash is flushed and before the request's commit. Revoking
         # first fails safe: if Redis is down nothing commits (the caller gets 503 and may
         # retry with the same token); if the commit fails, the user logs in again with the
         # old password. A login that read the old hash before the commit can still finish
         # after it (sessions are not bound to the password): a narrow window, left open.
-        revoked = await _app_state(request).session_store.revoke_user(user.id)
+        revoked = await self.store.revoke_user(user.id)
         security_log.info(
             "password reset",
             extra={"event": "password_reset", "actor": user.id, "sessions_revoked": revoked},
         )
+
+
+async def get_user_manager(request: Request, session: SessionDep) -> UserManager:
+    """The manager of this request's unit of work (the library's routers take it too)."""
+    state = state_of(request)
+    settings = state[SETTINGS]
+    return UserManager(
+        UserDatabase(session, User),
+        settings.signing_key,
+        store=state[SESSION_STORE],
+        mail=state[MAIL],
+        public_url=settings.public_url,
+    )
+
+
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]

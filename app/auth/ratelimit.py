@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends
 from limits import RateLimitItem, parse
 from slowapi import Limiter
+from starlette.requests import HTTPConnection
 
 from app.audit import audit, client_ip
 from app.config import Settings
 from app.errors import AppError, ErrorCode
+from app.state import Key, state_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +66,15 @@ class RateLimits:
         reset_at = strategy.get_window_stats(item, *identifiers).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
-    async def check(self, request: Request, item: RateLimitItem, scope: str, *identifiers: str) -> None:
+    async def check(
+        self, request: HTTPConnection, item: RateLimitItem, scope: str, *identifiers: str
+    ) -> None:
         retry_after = await anyio.to_thread.run_sync(self._hit, item, scope, *identifiers)
         if retry_after is not None:
             audit(request, "rate_limited", "denied", scope=scope)
             raise AppError(ErrorCode.RATE_LIMITED, headers={"Retry-After": str(retry_after)})
 
-    async def check_login(self, request: Request, username: str) -> None:
+    async def check_login(self, request: HTTPConnection, username: str) -> None:
         """Per client IP and, separately, per submitted username or email (case-folded),
         so that neither rotating usernames from one address nor rotating addresses
         against one account escapes the limit."""
@@ -78,8 +82,11 @@ class RateLimits:
         await self.check(request, self.limits.login, "login-user", username.casefold())
 
 
-async def _per_ip(request: Request) -> None:
-    limits: RateLimits = request.app.state.rate_limits
+RATE_LIMITS: Key[RateLimits] = Key("rate_limits")
+
+
+async def _per_ip(request: HTTPConnection) -> None:
+    limits = state_of(request)[RATE_LIMITS]
     # Counted per route (its path), so that one route's traffic never uses up another's.
     await limits.check(request, limits.limits.register, request.url.path, client_ip(request))
 

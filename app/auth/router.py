@@ -1,68 +1,49 @@
-"""Auth routes (API.md section 3): CSRF token, register (fastapi-users), login, refresh, logout."""
-
-import hashlib
-import hmac
-from logging import WARNING
+"""The session routes (API.md section 3): CSRF token, login, refresh, logout, logout
+everywhere. The flows are in service.py; here, the request's parts and the response's
+cookies. fastapi-users' register, reset and verify routers are in library.py."""
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi_users.router import get_register_router
 from pydantic import BaseModel
 
-from app.audit import audit
-from app.auth.backend import StrategyDep, UserManagerDep, get_user_manager
-from app.auth.deps import CurrentPrincipal
-from app.auth.library import in_our_envelope
-from app.auth.ratelimit import per_ip
-from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead
-from app.auth.sessions import RefreshOutcome, Tokens
-from app.errors import AppError, ErrorCode, error_response, responses
-from app.users.schemas import UserCreate, UserRead
+from app.auth import service
+from app.auth.backend import StrategyDep
+from app.auth.cookies import CookiePolicy, CookiesDep
+from app.auth.csrf import CsrfDep
+from app.auth.deps import AuthDep, CurrentPrincipal
+from app.auth.manager import UserManagerDep
+from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, UserRead
+from app.errors import ErrorCode, error_response, responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-# fastapi-users' register route, in our envelope (its errors are mapped in app/errors.py).
-register_router = APIRouter(prefix="/auth", tags=["auth"])
-register_router.include_router(
-    in_our_envelope(
-        get_register_router(get_user_manager, UserRead, UserCreate),  # type: ignore[arg-type]
-        {"register:register": (ErrorCode.INVALID_PASSWORD, ErrorCode.USER_ALREADY_EXISTS)},
-        {"register:register": "Register a user (does not log in)"},
-    ),
-    dependencies=[per_ip()],
-)
+
+def _session_cookie(carrier: Response, response: Response) -> None:
+    """The session cookie as fastapi-users' transport wrote it on its own (204) response."""
+    for header in carrier.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", header)
 
 
-def _subject(key: str, identifier: str) -> str:
-    return hmac.new(key.encode(), identifier.casefold().encode(), hashlib.sha256).hexdigest()[:16]
-
-
-def _set_csrf(request: Request, response: Response, token: str, max_age: int | None = None) -> None:
-    state = request.app.state
-    state.cookies.set_csrf(response, token, max_age or state.csrf.max_age)
-
-
-def _hand_over(request: Request, body: BaseModel, tokens: Tokens, csrf_token: str) -> JSONResponse:
-    """The response of a new session (login or refresh): `body` and the three cookies."""
-    state = request.app.state
+def _hand_over(body: BaseModel, new: service.NewSession, cookies: CookiePolicy) -> JSONResponse:
+    """The response of a new session: `body`, the session cookie, the refresh cookie and
+    the CSRF cookie."""
     response = JSONResponse(body.model_dump(mode="json"))
-    state.transport.set_cookie(response, tokens.session)
-    state.cookies.set_refresh(response, tokens.refresh, tokens.refresh_ttl)
+    _session_cookie(new.carrier, response)
+    cookies.set_refresh(response, new.tokens.refresh, new.tokens.refresh_ttl)
     # Bound to this session, so it expires with it (a fresh one comes with each refresh).
-    _set_csrf(request, response, csrf_token, tokens.session_ttl)
+    cookies.set_csrf(response, new.csrf_token, new.tokens.session_ttl)
     return response
 
 
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
-async def get_csrf_token(request: Request) -> JSONResponse:
+async def get_csrf_token(request: Request, cookies: CookiesDep, csrf: CsrfDep) -> JSONResponse:
     """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
     The token is bound to the session cookie the browser holds now (none before login);
     while the CSRF cookie holds a token still good for that session, it is that one."""
-    state = request.app.state
-    session, held = request.cookies.get(state.cookies.session), request.cookies.get(state.cookies.csrf)
-    token = held if held and state.csrf.reusable(held, session) else state.csrf.issue(session)
+    session, held = request.cookies.get(cookies.session), request.cookies.get(cookies.csrf)
+    token = held if held and csrf.reusable(held, session) else csrf.issue(session)
     response = JSONResponse({"csrf_token": token})
-    _set_csrf(request, response, token)
+    cookies.set_csrf(response, token, csrf.max_age)
     return response
 
 
@@ -79,38 +60,23 @@ async def get_csrf_token(request: Request) -> JSONResponse:
     ),
 )
 async def login(
-    request: Request, body: LoginRequest, manager: UserManagerDep, strategy: StrategyDep
+    request: Request,
+    body: LoginRequest,
+    auth: AuthDep,
+    manager: UserManagerDep,
+    strategy: StrategyDep,
+    cookies: CookiesDep,
 ) -> JSONResponse:
     """Sets the session, refresh and CSRF cookies. A session (and its refresh token) sent
     with the request is revoked: a session the server did not issue at this login is never kept."""
-    state = request.app.state
-    # Counted before the password is checked, so guessing costs the guesser, not the hasher.
-    await state.rate_limits.check_login(request, body.username)
-    user = await manager.authenticate_login(body.username, body.password)
-    if user is None:
-        # Which account was tried, without writing the submitted name into the log
-        # (it may be a password typed in the wrong field): a keyed hash, stable per name.
-        audit(request, "login", "failure", subject=_subject(state.settings.signing_key, body.username))
-        raise AppError(ErrorCode.INVALID_CREDENTIALS)
-    # Only after the right password: otherwise this answer would reveal the account.
-    if not user.is_active:
-        audit(request, "login", "inactive", actor=user.id)
-        raise AppError(ErrorCode.USER_INACTIVE)
-
-    cookies = state.cookies
-    presented, presented_refresh = request.cookies.get(cookies.session), request.cookies.get(cookies.refresh)
-    if presented or presented_refresh:
-        await state.session_store.end_login(presented, presented_refresh)
-    tokens = await strategy.start_login(user)
-
-    csrf_token = state.csrf.issue(tokens.session)
-    body_out = LoginRead(
-        user=UserRead.model_validate(user), csrf_token=csrf_token, expires_in=tokens.session_ttl
+    presented = (request.cookies.get(cookies.session), request.cookies.get(cookies.refresh))
+    user, new = await service.login(
+        auth, manager, strategy, body.username, body.password, presented=presented
     )
-    response = _hand_over(request, body_out, tokens, csrf_token)
-    await manager.on_after_login(user, request, response)
-    audit(request, "login", "success", actor=user.id, login=tokens.login_id)
-    return response
+    out = LoginRead(
+        user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
+    )
+    return _hand_over(out, new, cookies)
 
 
 @router.post(
@@ -119,46 +85,21 @@ async def login(
     summary="Rotate the session and refresh tokens",
     responses=responses(ErrorCode.INVALID_REFRESH_TOKEN, ErrorCode.CSRF_FAILED),
 )
-async def refresh(request: Request) -> JSONResponse:
+async def refresh(request: Request, auth: AuthDep, cookies: CookiesDep) -> Response:
     """Uses the refresh cookie (sent only to /api/v1/auth). Both tokens are replaced and
     the old pair revoked at once; the login's absolute lifetime is never extended.
 
     A refresh token that was already rotated is refused: within
     REFRESH_REUSE_GRACE_SECONDS (two tabs refreshing at once) nothing else happens;
     later, it is treated as stolen and the whole login is revoked."""
-    state = request.app.state
-    token = request.cookies.get(state.cookies.refresh)
-    if not token:
-        raise AppError(ErrorCode.INVALID_REFRESH_TOKEN)
-    settings = state.settings
-    result = await state.session_store.refresh(
-        token, session_ttl=settings.access_token_seconds, grace=settings.refresh_reuse_grace_seconds
-    )
-    if result.outcome is RefreshOutcome.ROTATED and result.tokens is not None:
-        csrf_token = state.csrf.issue(result.tokens.session)
-        body = RefreshRead(csrf_token=csrf_token, expires_in=result.tokens.session_ttl)
-        response = _hand_over(request, body, result.tokens, csrf_token)
-        audit(request, "refresh", "success", actor=result.user_id, login=result.login_id)
+    try:
+        new = await service.refresh(auth, request.cookies.get(cookies.refresh))
+    except service.RefreshRefused as refused:
+        response = error_response(refused.code)
+        if refused.clear_cookies:
+            cookies.clear_all(response)
         return response
-    if result.outcome is RefreshOutcome.GRACE:
-        # A concurrent tab already rotated it: change nothing, not even the cookies,
-        # which the browser has meanwhile replaced with the new pair.
-        audit(request, "refresh", "grace", actor=result.user_id, login=result.login_id)
-        raise AppError(ErrorCode.INVALID_REFRESH_TOKEN)
-    if result.outcome is RefreshOutcome.REUSED:
-        audit(
-            request,
-            "refresh_reuse",
-            "login_revoked",
-            actor=result.user_id,
-            login=result.login_id,
-            level=WARNING,
-        )
-    else:
-        audit(request, "refresh", "invalid", actor=result.user_id)
-    response = error_response(ErrorCode.INVALID_REFRESH_TOKEN)
-    request.app.state.cookies.clear_all(response)
-    return response
+    return _hand_over(RefreshRead(csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl), new, cookies)
 
 
 @router.post(
@@ -167,21 +108,17 @@ async def refresh(request: Request) -> JSONResponse:
     summary="Log out: revoke this session and its refresh token, clear the cookies",
     responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED),
 )
-async def logout(request: Request) -> JSONResponse:
+async def logout(request: Request, auth: AuthDep, strategy: StrategyDep, cookies: CookiesDep) -> Response:
     """The cookies are cleared even when the session was already gone (then 401)."""
-    state = request.app.state
-    store = state.session_store
-    session = request.cookies.get(state.cookies.session)
-    refresh_token = request.cookies.get(state.cookies.refresh)
-    # Both, whichever is still alive: a refresh token outliving its session is a login too.
-    ended = await store.end_login(session, refresh_token) if session or refresh_token else None
-    if ended is not None:
-        response = JSONResponse({"detail": "Logged out"})
-        user_id, login_id = ended
-        audit(request, "logout", "success", actor=user_id, login=login_id)
-    else:
+    carrier = await service.logout(auth, strategy, request.cookies.get(cookies.session))
+    if carrier is None:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
-    request.app.state.cookies.clear_all(response)
+        cookies.clear_all(response)
+        return response
+    response = JSONResponse({"detail": "Logged out"})
+    _session_cookie(carrier, response)  # cleared
+    cookies.clear_refresh(response)
+    cookies.clear_csrf(response)
     return response
 
 
@@ -191,9 +128,8 @@ async def logout(request: Request) -> JSONResponse:
     summary="Log out everywhere: revoke every session of the user",
     responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED),
 )
-async def logout_all(request: Request, principal: CurrentPrincipal) -> JSONResponse:
-    count = await request.app.state.session_store.revoke_user(principal.user.id)
-    audit(request, "logout_all", "success", actor=principal.user.id, revoked=count)
+async def logout_all(auth: AuthDep, principal: CurrentPrincipal, cookies: CookiesDep) -> JSONResponse:
+    await service.logout_all(auth, principal)
     response = JSONResponse({"detail": "Logged out everywhere"})
-    request.app.state.cookies.clear_all(response)
+    cookies.clear_all(response)
     return response

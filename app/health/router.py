@@ -6,10 +6,12 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app import __version__
+from app.auth.sessions import SESSION_STORE
+from app.db import ENGINE, ping
 from app.errors import ErrorCode, responses, unavailable
+from app.state import SETTINGS, STARTED_AT, state_of
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -27,11 +29,6 @@ class Readiness(BaseModel):
     db: str
     redis: str
     version: str
-
-
-async def _check_db(request: Request) -> None:
-    async with request.app.state.engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
 
 
 async def _check(probe: object) -> str:
@@ -61,17 +58,17 @@ async def liveness() -> Liveness:
     operation_id="api_readiness",
 )
 async def readiness(request: Request) -> Readiness | JSONResponse:
-    state = request.app.state
-    redis_probe = state.session_store.ping() if state.settings.redis_url else None
+    state = state_of(request)
+    redis_probe = state[SESSION_STORE].ping() if state[SETTINGS].redis_url else None
     db, redis = await asyncio.gather(
-        _check(_check_db(request)), _check(redis_probe) if redis_probe else _not_configured()
+        _check(ping(state[ENGINE])), _check(redis_probe) if redis_probe else _not_configured()
     )
     failed = {name: status for name, status in (("db", db), ("redis", redis)) if status == "unavailable"}
     if failed:
         return unavailable(failed)
     return Readiness(
         status="ok",
-        uptime_seconds=int(time.monotonic() - state.started_at),
+        uptime_seconds=int(time.monotonic() - state[STARTED_AT]),
         db=db,
         redis=redis,
         version=__version__,

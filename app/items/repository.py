@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import contains_pattern
 from app.items.schemas import ItemSort
 from app.models import Item
 
@@ -26,14 +27,10 @@ def visible_to(viewer_id: int | None, is_admin: bool) -> ColumnElement[bool]:
     return or_(Item.is_private == false(), Item.owner_id == viewer_id)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _filtered(statement: Select, visibility: ColumnElement[bool], q: str | None) -> Select:
     statement = statement.where(visibility)
     if q:
-        pattern = f"%{_escape_like(q.lower())}%"
+        pattern = contains_pattern(q)
         statement = statement.where(
             or_(
                 func.lower(Item.title).like(pattern, escape="\\"),
@@ -59,10 +56,6 @@ async def list_visible(
     return list(rows), int(total or 0)
 
 
-async def get(session: AsyncSession, item_id: int) -> Item | None:
-    return await session.get(Item, item_id)
-
-
 async def add(session: AsyncSession, item: Item) -> Item:
     session.add(item)
     await session.flush()
@@ -79,3 +72,7 @@ async def update(session: AsyncSession, item: Item, changes: dict[str, object]) 
 async def delete(session: AsyncSession, item: Item) -> None:
     await session.delete(item)
     await session.flush()
+
+
+async def owned_by(session: AsyncSession, owner_id: int) -> list[Item]:
+    return list(await session.scalars(select(Item).where(Item.owner_id == owner_id).order_by(Item.id)))

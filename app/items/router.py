@@ -3,11 +3,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.deps import CurrentUser, OptionalUser
-from app.db import SessionDep
+from app.db import MAX_ID, SessionDep
 from app.errors import ErrorCode, responses
 from app.items import service
-from app.items.schemas import ItemCreate, ItemPage, ItemRead, ItemSort, ItemUpdate
-from app.schemas import NO_NUL
+from app.items.schemas import ItemCreate, ItemRead, ItemSort, ItemUpdate
+from app.schemas import NO_NUL, Page
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -16,7 +16,7 @@ WRITE_ERRORS = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED, ErrorCode.VA
 
 @router.get(
     "",
-    response_model=ItemPage,
+    response_model=Page[ItemRead],
     summary="List the items the caller may see",
     responses=responses(ErrorCode.VALIDATION_ERROR),
 )
@@ -24,17 +24,17 @@ async def list_items(
     session: SessionDep,
     viewer: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     q: Annotated[
         str | None,
         Query(max_length=200, pattern=NO_NUL, description="Matches title or description, any case."),
     ] = None,
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
-) -> ItemPage:
+) -> Page[ItemRead]:
     """Anonymous callers see public items; users also their own private ones; admins everything.
     `total` counts exactly what the caller may see."""
     items, total = await service.list_items(session, viewer, q=q, sort=sort, limit=limit, offset=offset)
-    return ItemPage(
+    return Page[ItemRead](
         items=[ItemRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset
     )
 

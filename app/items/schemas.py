@@ -54,10 +54,3 @@ class ItemSort(StrEnum):
     TITLE_DESC = "-title"
     ID = "id"
     ID_DESC = "-id"
-
-
-class ItemPage(BaseModel):
-    items: list[ItemRead]
-    total: int = Field(description="Items matching the filter that the caller may see.")
-    limit: int
-    offset: int

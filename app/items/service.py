@@ -1,16 +1,21 @@
 """Item rules: who may see and change what (API.md section 6). Never commits."""
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.sessions import SessionUser
-from app.db import utcnow
+from app.auth.principal import SessionUser
+from app.db import get_row, utcnow
 from app.errors import AppError, ErrorCode
 from app.items import repository
-from app.items.schemas import ItemCreate, ItemSort, ItemUpdate
-from app.live.publish import item_changed, snapshot
+from app.items.schemas import ItemCreate, ItemRead, ItemSort, ItemUpdate
+from app.live.publish import announce
 from app.models import Item
 
-MAX_ID = 2**31 - 1
+
+def payload(item: Item) -> dict[str, Any]:
+    """The item as the API shows it, for the live updates (app/live)."""
+    return ItemRead.model_validate(item).model_dump(mode="json")
 
 
 async def list_items(
@@ -27,7 +32,7 @@ async def list_items(
 
 
 async def _existing(session: AsyncSession, item_id: int) -> Item:
-    item = await repository.get(session, item_id) if 1 <= item_id <= MAX_ID else None
+    item = await get_row(session, Item, item_id)
     if item is None:
         raise AppError(ErrorCode.NOT_FOUND, "Item not found.")
     return item
@@ -55,7 +60,7 @@ async def create_item(session: AsyncSession, data: ItemCreate, owner: SessionUse
         updated_at=now,
     )
     created = await repository.add(session, item)
-    item_changed(session, "item.created", created)  # live updates, after the commit
+    announce(session, "item.created", lambda: payload(created))  # live updates, after the commit
     return created
 
 
@@ -66,9 +71,9 @@ async def update_item(session: AsyncSession, item_id: int, data: ItemUpdate, use
     changes = data.changes()
     if not changes:
         return item
-    before = snapshot(item)  # live updates: who could see it before decides who loses it
+    before = payload(item)  # live updates: who could see it before decides who loses it
     updated = await repository.update(session, item, changes)
-    item_changed(session, "item.updated", updated, previous=before)
+    announce(session, "item.updated", lambda: payload(updated), previous=before)
     return updated
 
 
@@ -76,5 +81,13 @@ async def delete_item(session: AsyncSession, item_id: int, user: SessionUser) ->
     item = await _existing(session, item_id)
     if not _may_change(item, user):
         raise AppError(ErrorCode.FORBIDDEN, "Only the owner or an admin may delete this item.")
-    item_changed(session, "item.deleted", item)  # live updates, after the commit
+    # Read now, while it is still a loaded object; published after the commit.
+    announce(session, "item.deleted", payload(item))
     await repository.delete(session, item)
+
+
+async def forget_owner(session: AsyncSession, owner_id: int) -> None:
+    """Before a user is deleted: the database's ON DELETE CASCADE removes their items where
+    the ORM cannot see it, so announce each, for open pages to drop them (after the commit)."""
+    for item in await repository.owned_by(session, owner_id):
+        announce(session, "item.deleted", payload(item))

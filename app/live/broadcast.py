@@ -1,9 +1,11 @@
 """Getting every change to every worker: Redis pub/sub, or the process itself.
 
-Two channels under the key prefix: `live:items` (item events, published by the worker
-that committed the change, after the commit) and `live:revoked` (login ids, published
-by the session store's scripts in the same atomic step that ends the logins). Each
-worker holds one subscription and hands what arrives to its own Hub.
+Two channels (the key layout in app/auth/sessions names them): `live:items` (item
+events, published by the worker that committed the change, after the commit) and
+`live:revoked` (login ids, published by the session store's scripts in the same atomic
+step that ends the logins). Each worker holds one subscription and hands what arrives
+to its own Hub. On the embedded default there is no Redis: the memory store tells the
+hub of its own process about ended logins (wired by the lifespan, app/main.py).
 
 Pub/sub delivers at most once: a worker that is not subscribed at that moment (Redis
 restarting, the subscription being re-established) misses what was published. For
@@ -20,10 +22,10 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from app.auth.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from app.config import Settings
 from app.live.events import ITEMS_CHANNEL, REVOKED_CHANNEL, ItemEvent
-from app.live.hub import CLOSE_GOING_AWAY, Hub
+from app.live.hub import CLOSE_GOING_AWAY, Hub, LiveLogins
+from app.state import Key
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +56,15 @@ class Broadcaster(Protocol):
 class MemoryBroadcaster:
     """The embedded default: one process, so publishing is delivering."""
 
-    def __init__(self, hub: Hub, store: MemorySessionStore) -> None:
+    def __init__(self, hub: Hub, live_logins: LiveLogins) -> None:
         self.hub = hub
-        self.store = store
+        self.live_logins = live_logins
         self.keepalive: asyncio.Task[None] | None = None
 
-    def _logins_ended(self, login_ids: list[str]) -> None:
-        self.hub.end_logins(login_ids)
-
     async def start(self) -> None:
-        self.store.login_listeners.append(self._logins_ended)
-        self.keepalive = asyncio.create_task(self.hub.keepalive(self.store.live_logins))
+        self.keepalive = asyncio.create_task(self.hub.keepalive(self.live_logins))
 
     async def close(self) -> None:
-        with suppress(ValueError):
-            self.store.login_listeners.remove(self._logins_ended)
         self.hub.end_all(CLOSE_GOING_AWAY)
         await _cancel(self.keepalive)
 
@@ -80,10 +76,12 @@ class MemoryBroadcaster:
 
 
 class RedisBroadcaster:
-    def __init__(self, hub: Hub, store: SessionStore, publisher: Redis, *, url: str, prefix: str) -> None:
+    def __init__(self, hub: Hub, live_logins: LiveLogins, publisher: Redis, *, url: str, prefix: str) -> None:
         self.hub = hub
-        self.store = store
-        self.publisher = publisher  # the session store's client: publishing is one short command
+        self.live_logins = live_logins
+        self.publisher = (
+            publisher  # the app's client, the session store's too: publishing is one short command
+        )
         # A connection of its own, without the pool's read timeout: a subscription is
         # silent for as long as nothing happens.
         self.subscriber = Redis.from_url(
@@ -98,7 +96,7 @@ class RedisBroadcaster:
     async def start(self) -> None:
         # In the background: the process starts (and answers /healthz) while Redis is down.
         self.reader = asyncio.create_task(self._read_forever())
-        self.keepalive = asyncio.create_task(self.hub.keepalive(self.store.live_logins))
+        self.keepalive = asyncio.create_task(self.hub.keepalive(self.live_logins))
 
     async def close(self) -> None:
         self.hub.end_all(CLOSE_GOING_AWAY)
@@ -159,7 +157,7 @@ class RedisBroadcaster:
                         self._dispatch(message["channel"], message["data"])
             self.subscribed.set()
             # Revocations published while this worker was not subscribed were missed.
-            await self.hub.check_logins(self.store.live_logins)
+            await self.hub.check_logins(self.live_logins)
             loop = asyncio.get_running_loop()
             heard, pinged = loop.time(), False
             while True:
@@ -191,14 +189,16 @@ class RedisBroadcaster:
         self.hub.deliver(event)
 
 
-def create_broadcaster(settings: Settings, hub: Hub, store: SessionStore) -> Broadcaster:
-    if isinstance(store, RedisSessionStore):
-        assert settings.redis_url
-        return RedisBroadcaster(
-            hub, store, store.redis, url=settings.redis_url, prefix=settings.redis_key_prefix
-        )
-    assert isinstance(store, MemorySessionStore)
-    return MemoryBroadcaster(hub, store)
+BROADCASTER: Key[Broadcaster] = Key("live_broadcaster")
+
+
+def create_broadcaster(
+    settings: Settings, hub: Hub, redis: Redis | None, live_logins: LiveLogins
+) -> Broadcaster:
+    """Redis pub/sub when REDIS_URL is set (`redis` is the app's client), else in-process."""
+    if settings.redis_url is None or redis is None:
+        return MemoryBroadcaster(hub, live_logins)
+    return RedisBroadcaster(hub, live_logins, redis, url=settings.redis_url, prefix=settings.redis_key_prefix)
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

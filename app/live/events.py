@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.auth.sessions import REVOKED_CHANNEL
+from app.auth.sessions.types import REVOKED_CHANNEL
 
 ITEMS_CHANNEL = "live:items"  # under the key prefix, like REVOKED_CHANNEL
 __all__ = ["ITEMS_CHANNEL", "REVOKED_CHANNEL", "ItemEvent", "ItemEventType", "may_see"]

@@ -29,8 +29,9 @@ from typing import Any
 from prometheus_client import Gauge
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.auth.sessions import SessionUser
+from app.auth.principal import SessionUser
 from app.live.events import PING, ItemEvent
+from app.state import Key
 
 logger = logging.getLogger(__name__)
 
@@ -271,3 +272,6 @@ class Hub:
                 await self.check_logins(live_logins)
             except Exception:  # the store is down: the next round tries again
                 logger.warning("live sockets: the login sweep failed", exc_info=True)
+
+
+HUB: Key[Hub] = Key("live_hub")

@@ -5,12 +5,15 @@ from logging import WARNING
 from fastapi import APIRouter, WebSocket
 
 from app.audit import audit
-from app.auth.csrf import own_origin
-from app.auth.deps import Principal, authenticate
+from app.auth.csrf import foreign_origin
+from app.auth.deps import authenticate
+from app.auth.principal import Principal
+from app.auth.sessions import SESSION_STORE
 from app.errors import ErrorCode, error_response, unavailable
-from app.live.broadcast import Broadcaster
-from app.live.hub import Hub
-from app.middleware import is_outage
+from app.live.broadcast import BROADCASTER, Broadcaster
+from app.live.hub import HUB
+from app.outage import is_outage
+from app.state import SETTINGS, state_of
 
 router = APIRouter(tags=["live"])
 
@@ -18,19 +21,6 @@ router = APIRouter(tags=["live"])
 # reconnecting to Redis) before it is refused with 503 rather than accepted deaf.
 READY_TIMEOUT_SECONDS = 2.0
 REFUSED_STATUS = 403  # API.md section 7: any refusal during the handshake
-
-
-def foreign_origin(websocket: WebSocket) -> bool:
-    """The Origin rule of the CSRF check (app/auth/csrf.py): a present Origin must be our
-    own or listed in CORS_ORIGINS. Browsers always send one on a WebSocket handshake,
-    so a missing Origin is a non-browser client, which cross-site attacks cannot drive."""
-    headers = websocket.headers
-    origin = headers.get("origin")
-    if origin is None:
-        return False
-    origin = origin.lower().rstrip("/")
-    trusted = {o.lower() for o in websocket.app.state.settings.cors_origins}
-    return origin != own_origin(websocket.scope, headers) and origin not in trusted
 
 
 async def refuse(websocket: WebSocket, code: ErrorCode) -> None:
@@ -50,7 +40,9 @@ async def refuse(websocket: WebSocket, code: ErrorCode) -> None:
 
 
 async def _admit(websocket: WebSocket, broadcaster: Broadcaster) -> Principal | ErrorCode:
-    if foreign_origin(websocket):
+    # The Origin rule of the CSRF check: browsers always send one on a WebSocket handshake.
+    trusted = {origin.lower() for origin in state_of(websocket)[SETTINGS].cors_origins}
+    if foreign_origin(websocket.scope, websocket.headers, trusted):
         audit(websocket, "websocket_rejected", "denied", level=WARNING, reason="foreign origin")
         return ErrorCode.CSRF_FAILED
     principal = await authenticate(websocket)
@@ -65,10 +57,10 @@ async def _admit(websocket: WebSocket, broadcaster: Broadcaster) -> Principal | 
 async def live_updates(websocket: WebSocket) -> None:
     """Pushes `{"type": "item.created" | "item.updated" | "item.deleted", "item": {...}}` for
     every change to an item the user may see, and `{"type": "ping"}` every 25 s."""
-    state = websocket.app.state
-    hub: Hub = state.live_hub
+    state = state_of(websocket)
+    hub = state[HUB]
     try:
-        admitted = await _admit(websocket, state.live_broadcaster)
+        admitted = await _admit(websocket, state[BROADCASTER])
     except Exception as exc:
         if not is_outage(exc):
             raise
@@ -85,7 +77,7 @@ async def live_updates(websocket: WebSocket) -> None:
         # A revocation published between the session read and `add` found no socket to
         # close: look at the login once more, now that one would be found.
         try:
-            alive = await state.session_store.live_logins({admitted.login_id})
+            alive = await state[SESSION_STORE].live_logins({admitted.login_id})
         except Exception as exc:
             if not is_outage(exc):
                 raise

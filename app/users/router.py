@@ -1,13 +1,15 @@
 from fastapi import APIRouter, Request, Response, status
 
 from app.audit import audit
-from app.auth import account
-from app.auth.backend import UserManagerDep
+from app.auth.cookies import CookiesDep
 from app.auth.deps import CurrentPrincipal, CurrentUser, OptionalUser
+from app.auth.manager import UserManagerDep
+from app.auth.schemas import UserPublic, UserRead
+from app.auth.sessions import StoreDep
 from app.db import SessionDep
 from app.errors import AppError, ErrorCode, responses
 from app.users import service
-from app.users.schemas import SessionRead, UserPublic, UserRead, UserUpdateMe
+from app.users.schemas import SessionRead, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -38,15 +40,15 @@ async def read_me(user: CurrentUser) -> Response:
     ),
 )
 async def update_me(
-    request: Request,
     data: UserUpdateMe,
     session: SessionDep,
     manager: UserManagerDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
 ) -> UserRead:
     """`current_password` is required to change `email` or `password`. A new password
     ends every other session of the user; this one stays. A new email is unverified."""
-    user = await account.update_me(session, manager, request.app.state.session_store, principal, data)
+    user = await service.update_me(session, manager, store, principal, data)
     return UserRead.model_validate(user)
 
 
@@ -56,8 +58,8 @@ async def update_me(
     summary="Your sessions (one per login), oldest first",
     responses=responses(ErrorCode.NOT_AUTHENTICATED),
 )
-async def list_my_sessions(request: Request, principal: CurrentPrincipal) -> list[SessionRead]:
-    logins = await request.app.state.session_store.list_user(principal.user.id)
+async def list_my_sessions(store: StoreDep, principal: CurrentPrincipal) -> list[SessionRead]:
+    logins = await store.list_user(principal.user.id)
     return [
         SessionRead(
             id=login.id,
@@ -77,15 +79,16 @@ async def list_my_sessions(request: Request, principal: CurrentPrincipal) -> lis
     summary="End one of your sessions",
     responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.NOT_FOUND, ErrorCode.CSRF_FAILED),
 )
-async def delete_my_session(request: Request, session_id: str, principal: CurrentPrincipal) -> Response:
+async def delete_my_session(
+    request: Request, session_id: str, store: StoreDep, cookies: CookiesDep, principal: CurrentPrincipal
+) -> Response:
     """Ending the current session is a logout: its cookies are cleared too."""
-    state = request.app.state
-    if not await state.session_store.revoke_login(principal.user.id, session_id):
+    if not await store.revoke_login(principal.user.id, session_id):
         raise AppError(ErrorCode.NOT_FOUND, "Session not found.")
     audit(request, "session_revoked", "success", actor=principal.user.id, login=session_id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if session_id == principal.login_id:
-        state.cookies.clear_all(response)
+        cookies.clear_all(response)
     return response
 
 

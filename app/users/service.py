@@ -1,17 +1,51 @@
+"""A user's own account (API.md section 4): the rules fastapi-users leaves out. Never commits."""
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.sessions import SessionUser
+from app.auth.manager import UserManager
+from app.auth.passwords import verify_password
+from app.auth.principal import Principal, SessionUser
+from app.auth.sessions.types import SessionStore
+from app.db import get_row
 from app.errors import AppError, ErrorCode
 from app.models import User
-from app.users import repository
+from app.users.schemas import UserUpdateMe
 
-MAX_ID = 2**31 - 1  # the column is a 32-bit integer; larger ids cannot exist
+# Changing these needs the current password (ASVS 6.2.3, 7.5.1): a borrowed or
+# stolen session alone must not be enough to take the account over.
+SENSITIVE = frozenset({"email", "password"})
 
 
 async def get_profile(session: AsyncSession, user_id: int, viewer: SessionUser | None) -> tuple[User, bool]:
     """The user and whether `viewer` may see the full record (itself or an admin)."""
-    user = await repository.get(session, user_id) if 1 <= user_id <= MAX_ID else None
+    user = await get_row(session, User, user_id)
     if user is None:
         raise AppError(ErrorCode.NOT_FOUND, "User not found.")
     full = viewer is not None and (viewer.id == user.id or viewer.is_superuser)
     return user, full
+
+
+async def update_me(
+    session: AsyncSession, manager: UserManager, store: SessionStore, principal: Principal, data: UserUpdateMe
+) -> User:
+    changes = data.create_update_dict()
+    user = await get_row(session, User, principal.user.id)
+    if user is None:  # deleted between the session check and now
+        raise AppError(ErrorCode.NOT_AUTHENTICATED)
+    if SENSITIVE & changes.keys():
+        if data.current_password is None:
+            raise AppError(
+                ErrorCode.INVALID_CURRENT_PASSWORD,
+                "current_password is required to change email or password.",
+            )
+        verified, _ = await verify_password(data.current_password, user.hashed_password)
+        if not verified:
+            raise AppError(ErrorCode.INVALID_CURRENT_PASSWORD)
+    if not changes:
+        return user
+    updated = await manager.apply_changes(data, user, safe=True)
+    if "password" in changes:
+        # Before the commit: if the store is unreachable nothing is changed (503),
+        # rather than a new password with the old sessions still alive.
+        await store.revoke_user(user.id, keep=principal.login_id)
+    return updated

@@ -15,9 +15,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
-from app.bootstrap import migrate
+from app.db import SESSIONMAKER
 from app.main import create_app
 from app.models import User
+from app.ops.bootstrap import migrate
+from app.state import state_of
 from tests.admin.helpers import ADMIN_USERS, admin_get, assert_error
 from tests.conftest import (
     TEST_DATABASE,
@@ -44,7 +46,7 @@ async def scratch_app(redis_prefix: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def stack(scratch_app: FastAPI) -> AsyncIterator["Stack"]:
-    async with scratch_app.state.sessionmaker() as session:
+    async with state_of(scratch_app)[SESSIONMAKER]() as session:
         await session.execute(text('TRUNCATE "user" CASCADE'))
         await session.commit()
     stack = Stack(scratch_app)
@@ -67,7 +69,7 @@ class Stack:
         return client
 
     async def set_flags(self, user_id: int, **flags: bool) -> None:
-        async with self.app.state.sessionmaker() as session:
+        async with state_of(self.app)[SESSIONMAKER]() as session:
             row = await session.get(User, user_id)
             assert row is not None
             for name, value in flags.items():
@@ -82,12 +84,12 @@ class Stack:
         return client, account
 
     async def active_superusers(self) -> list[int]:
-        async with self.app.state.sessionmaker() as session:
+        async with state_of(self.app)[SESSIONMAKER]() as session:
             rows = await session.scalars(select(User.id).where(User.is_superuser, User.is_active))
             return sorted(rows)
 
     async def user_count(self) -> int:
-        async with self.app.state.sessionmaker() as session:
+        async with state_of(self.app)[SESSIONMAKER]() as session:
             return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
 

@@ -5,6 +5,8 @@ import logging
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.auth.sessions import SESSION_STORE
+from app.state import state_of
 from tests.admin.helpers import (
     ADMIN_USERS,
     NO_SUCH_IDS,
@@ -193,7 +195,7 @@ async def test_when_the_session_store_fails_nothing_is_changed(admin, user, app,
     async def unreachable(*_args, **_kwargs):
         raise RedisConnectionError("simulated outage")
 
-    monkeypatch.setattr(app.state.session_store, "revoke_user", unreachable)
+    monkeypatch.setattr(state_of(app)[SESSION_STORE], "revoke_user", unreachable)
     response = await patch(admin_client, account.id, is_active=False, username=unique())
     assert_error(response, 503, "service_unavailable")
     assert_error(await admin_client.delete(f"{ADMIN_USERS}/{account.id}"), 503, "service_unavailable")

@@ -1,13 +1,14 @@
 """API.md section 3: POST /auth/login."""
 
-from app.db import transaction
+from app.db import SESSIONMAKER, transaction
 from app.models import User
+from app.state import state_of
 from tests.auth.helpers import set_cookies
 from tests.fixtures.client import API, PASSWORD, login, register, unique
 
 
 async def set_active(app, user_id: int, active: bool) -> None:
-    async with transaction(app.state.sessionmaker) as session:
+    async with transaction(state_of(app)[SESSIONMAKER]) as session:
         user = await session.get(User, user_id)
         user.is_active = active
 
@@ -127,7 +128,7 @@ async def test_deactivation_ends_existing_sessions_at_once(app, user):
 async def test_a_change_of_the_user_is_seen_by_the_next_request(app, user):
     client, account = user
     assert (await client.get(f"{API}/users/me")).json()["is_superuser"] is False
-    async with transaction(app.state.sessionmaker) as session:
+    async with transaction(state_of(app)[SESSIONMAKER]) as session:
         row = await session.get(User, account.id)
         row.is_superuser = True
         row.username = account.username + "x"

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.auth.cookies import COOKIES
 from app.config import Settings
 from app.main import create_app
+from app.state import SETTINGS, state_of
 from tests.conftest import make_settings, running
 from tests.fixtures.client import API, PASSWORD, ApiClient, register, unique
 
@@ -56,7 +58,7 @@ class Stack:
 
 
 def client_at(app: FastAPI, ip: str, base_url: str = "https://testserver") -> ApiClient:
-    cookies = app.state.cookies
+    cookies = state_of(app)[COOKIES]
     return ApiClient(
         transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
         base_url=base_url,
@@ -183,7 +185,7 @@ async def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(stac
 
 async def test_behind_a_trusted_proxy_forwarded_for_decides_the_address(stack):
     app = await stack.app()
-    assert app.state.settings.forwarded_allow_ips == PROXY
+    assert state_of(app)[SETTINGS].forwarded_allow_ips == PROXY
     proxy = await stack.client(app, PROXY)
     first, second = {"X-Forwarded-For": address(1)}, {"X-Forwarded-For": address(2)}
     for _ in range(LOGIN_LIMIT):
@@ -253,7 +255,7 @@ async def test_embedded_default_limits_login_in_process(tmp_path, monkeypatch):
     assert settings.embedded
     assert settings.redis_url is None
     app = create_app(settings)
-    assert (app.state.cookies.session, app.state.cookies.csrf) == ("session", "csrftoken")
+    assert (state_of(app)[COOKIES].session, state_of(app)[COOKIES].csrf) == ("session", "csrftoken")
     async with serve(app), client_at(app, UNTRUSTED_PEER, "http://testserver") as client:
         for _ in range(LOGIN_LIMIT):
             assert_failed(await attempt(client, unique()))

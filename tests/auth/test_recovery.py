@@ -17,9 +17,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from app.auth.mail import LogMailSender, SmtpMailSender, create_mail_sender
+from app.auth.mail import MAIL, LogMailSender, SmtpMailSender, create_mail_sender
+from app.db import SESSIONMAKER
 from app.main import create_app
 from app.models import User
+from app.state import state_of
 from tests.conftest import client_factory, make_settings, running
 from tests.fixtures.client import API, PASSWORD, Account, ApiClient, login, register, unique
 
@@ -64,10 +66,10 @@ class RecordingMailSender:
 
 @pytest.fixture
 def mailbox(app: FastAPI) -> Iterator[RecordingMailSender]:
-    original = app.state.mail_sender
-    app.state.mail_sender = recorder = RecordingMailSender()
+    original = state_of(app)[MAIL]
+    state_of(app)[MAIL] = recorder = RecordingMailSender()
     yield recorder
-    app.state.mail_sender = original
+    state_of(app)[MAIL] = original
 
 
 async def forgot(client: ApiClient, email: str, **kwargs: object):
@@ -84,7 +86,7 @@ async def reset_token(client: ApiClient, mailbox: RecordingMailSender, account: 
 
 
 async def deactivate(app: FastAPI, account: Account) -> None:
-    async with app.state.sessionmaker() as session:
+    async with state_of(app)[SESSIONMAKER]() as session:
         row = await session.get(User, account.id)
         assert row is not None
         row.is_active = False
@@ -325,7 +327,7 @@ async def test_the_openapi_documents_our_envelope_for_the_recovery_routes(client
         bad = paths[f"{API}/auth/{path}"]["post"]["responses"]["400"]
         assert bad["content"]["application/json"]["schema"]["$ref"] == envelope
     forgot = paths[f"{API}/auth/forgot-password"]["post"]["responses"]
-    # Its only 400 is FastAPI's for a body it cannot decode (app/openapi.py), never a token error.
+    # Its only 400 is FastAPI's for a body it cannot decode (app/api/openapi.py), never a token error.
     assert re.findall(r"`([a-z_]+)`", forgot["400"]["description"]) == ["bad_request"]
     assert re.findall(r"`([a-z_]+)`", forgot["403"]["description"]) == ["csrf_failed"]
 
@@ -340,7 +342,7 @@ async def staging_app(database_url: str, redis_prefix: str) -> AsyncIterator[Fas
 
 
 async def test_outside_development_no_log_line_carries_the_token(staging_app, caplog):
-    assert isinstance(staging_app.state.mail_sender, LogMailSender)  # the real one
+    assert isinstance(state_of(staging_app)[MAIL], LogMailSender)  # the real one
     caplog.set_level(logging.DEBUG)
     async with client_factory(staging_app)() as client:
         account = await register(client)

@@ -4,7 +4,8 @@ import hashlib
 import time
 from types import SimpleNamespace
 
-from app.auth import sessions
+from app.auth.sessions import SESSION_STORE, redis_store
+from app.state import state_of
 from tests.fixtures.client import API, login, register
 
 
@@ -47,11 +48,11 @@ async def test_every_session_of_a_user_is_in_its_index(user, make_client, app):
     client, account = user
     other = make_client(headers={"User-Agent": "second-browser"})
     await login(other, account)
-    sessions = await app.state.session_store.list_user(account.id)
+    sessions = await state_of(app)[SESSION_STORE].list_user(account.id)
     assert len(sessions) == 2
     assert {s.user_agent for s in sessions} >= {"second-browser"}
     assert all(client.session_token not in s.id for s in sessions)
-    assert await app.state.session_store.revoke_user(account.id) == 2
+    assert await state_of(app)[SESSION_STORE].revoke_user(account.id) == 2
     assert (await client.get(f"{API}/users/me")).status_code == 401
     assert (await other.get(f"{API}/users/me")).status_code == 401
 
@@ -77,7 +78,7 @@ async def test_a_host_clock_behind_redis_does_not_stop_logins_or_refreshes(make_
     # this host 30 s behind, every one looks late: the answer still reaches us, so it was
     # not, and the store says so and makes the call again without the check.
     real_time = time.time
-    monkeypatch.setattr(sessions, "time", SimpleNamespace(time=lambda: real_time() - 30))
+    monkeypatch.setattr(redis_store, "time", SimpleNamespace(time=lambda: real_time() - 30))
     client = make_client()
     await login(client, await register(client))
     assert (await client.post(f"{API}/auth/refresh")).status_code == 200

@@ -8,7 +8,7 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from app.middleware import is_outage
+from app.outage import is_outage
 
 
 def as_sqlalchemy_raises(driver_error: BaseException) -> BaseException:

@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from app.auth.cookies import COOKIES
+from app.db import ENGINE
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import client_factory, make_settings
 from tests.faults.helpers import (
     all_at_once,
@@ -35,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("fault", ["refuse", "hang"])
 async def test_postgres_unreachable_fails_closed_then_recovers_without_a_restart(stack, fault):
-    session_cookie = stack.app.state.cookies.session
+    session_cookie = state_of(stack.app)[COOKIES].session
     user = stack.client()
     await login(user, await register(user))
     visitor = stack.client()
@@ -96,7 +99,7 @@ async def test_postgres_hanging_in_the_middle_of_a_request_is_503_within_5_secon
 
     # Hang just after the pool hands out a connection that passed its pre-ping: the request's
     # own statement is what hangs, then the rollback after it.
-    engine = stack.app.state.engine.sync_engine
+    engine = state_of(stack.app)[ENGINE].sync_engine
 
     def hang_on_checkout(*_args: object) -> None:
         stack.relay.hang_now()

@@ -12,7 +12,11 @@ import pytest
 import yaml
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.auth.sessions import LATE_AFTER_SECONDS, SessionUser
+from app.auth.cookies import COOKIES
+from app.auth.principal import SessionUser
+from app.auth.sessions import SESSION_STORE
+from app.auth.sessions.types import LATE_AFTER_SECONDS
+from app.state import SETTINGS, state_of
 from tests.faults.helpers import (
     all_at_once,
     assert_all_unavailable,
@@ -32,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_redis_stopped_fails_closed_then_serves_again_after_a_restart(stack):
-    session_cookie = stack.app.state.cookies.session
+    session_cookie = state_of(stack.app)[COOKIES].session
     user = stack.client()
     await login(user, await register(user))
     visitor = stack.client()
@@ -116,7 +120,7 @@ async def test_redis_unreachable_refuses_every_login_attempt_even_a_wrong_passwo
 
 
 async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resumes(stack):
-    session_cookie = stack.app.state.cookies.session
+    session_cookie = state_of(stack.app)[COOKIES].session
     user = stack.client()
     user_account = await register(user)
     await login(user, user_account)
@@ -164,7 +168,7 @@ async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(st
     # Run when it resumes, over 5 s later, the rotation would leave this browser's refresh
     # token "already rotated" (a logout the user never asked for) and the login would be
     # one nobody holds, listed among the user's sessions.
-    store, settings = stack.app.state.session_store, stack.app.state.settings
+    store, settings = state_of(stack.app)[SESSION_STORE], state_of(stack.app)[SETTINGS]
     user = stack.client()
     account = await register(user)
     await login(user, account)

@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.db import SESSIONMAKER
 from app.models import Item
+from app.state import state_of
 from tests.fixtures.client import unique
 from tests.items.helpers import ITEMS, assert_error, create_item, ids, list_items
 
@@ -200,7 +202,7 @@ async def make_sortable(owner, app, marker: str) -> dict[str, list[int]]:
     a = await create_item(owner, f"{marker}-a")
     b = await create_item(owner, f"{marker}-b")
     base = datetime(2020, 1, 1, tzinfo=UTC)
-    async with app.state.sessionmaker() as session:
+    async with state_of(app)[SESSIONMAKER]() as session:
         for item, minutes in ((b, 0), (c, 1), (a, 2)):
             row = await session.get(Item, item["id"])
             assert row is not None

@@ -19,6 +19,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from app.auth.cookies import COOKIES
+from app.state import state_of
 from tests.conftest import REDIS_URL, SECRET_KEY, promote
 from tests.fixtures.client import Account, ApiClient, login, register
 from tests.fixtures.server import free_port, stop, wait_until_live
@@ -58,7 +60,7 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
 def cookie_of(app: FastAPI, client: ApiClient) -> str:
     token = client.session_token
     assert token, "not logged in"
-    return f"{app.state.cookies.session}={token}"
+    return f"{state_of(app)[COOKIES].session}={token}"
 
 
 # --------------------------------------------------------------------------- two processes

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pytest
 from fastapi import FastAPI
 
-from app.live.broadcast import MemoryBroadcaster
+from app.live.broadcast import BROADCASTER, MemoryBroadcaster
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import ClientFactory, client_factory, make_settings, serving
 from tests.fixtures.client import ApiClient, login, register
 from tests.live.conftest import cookie_of, uvicorn_serving
@@ -41,7 +42,7 @@ class Embedded:
 async def embedded(database_url: str) -> AsyncIterator[Embedded]:
     settings = make_settings(database_url, "unused:", redis_url=None, cors_origins=[SPA])
     async with serving(create_app(settings)) as app, uvicorn_serving(app) as base_url:
-        assert isinstance(app.state.live_broadcaster, MemoryBroadcaster)
+        assert isinstance(state_of(app)[BROADCASTER], MemoryBroadcaster)
         yield Embedded(app, base_url, client_factory(app))
 
 

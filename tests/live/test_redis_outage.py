@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app.live.broadcast import RedisBroadcaster
+from app.live.broadcast import BROADCASTER, RedisBroadcaster
 from app.live.hub import CLOSE_REVOKED
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import client_factory, make_settings, serving
 from tests.faults.conftest import ThrowawayRedis, free_port
 from tests.fixtures.client import login, register
@@ -33,7 +34,7 @@ async def test_after_a_redis_restart_revoked_sockets_close_and_new_ones_get_even
 ):
     settings = make_settings(database_url, redis_prefix, redis_url=redis_server.url)
     async with serving(create_app(settings)) as app, uvicorn_serving(app) as base_url:
-        broadcaster = app.state.live_broadcaster
+        broadcaster = state_of(app)[BROADCASTER]
         assert isinstance(broadcaster, RedisBroadcaster)
         client = client_factory(app)()
         account = await register(client)

@@ -10,11 +10,14 @@ from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from app.db import transaction
+from app.auth.cookies import COOKIES
+from app.auth.sessions import SESSION_STORE
+from app.db import SESSIONMAKER, transaction
 from app.items import service as items_service
 from app.items.schemas import ItemCreate
 from app.live.events import ItemEvent
-from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW, MAX_SOCKETS_PER_USER
+from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW, HUB, MAX_SOCKETS_PER_USER
+from app.state import state_of
 from tests.conftest import ClientFactory
 from tests.fixtures.client import API, ApiClient, login, register, unique
 from tests.live.conftest import cookie_of
@@ -72,7 +75,7 @@ async def test_the_own_origin_and_no_origin_are_accepted(app: FastAPI, served: s
 
 async def test_a_missing_or_unknown_session_is_refused_with_403(app: FastAPI, served: str):
     assert await refused_status(served, cookie=None) == 403
-    assert await refused_status(served, cookie=f"{app.state.cookies.session}=not-a-token") == 403
+    assert await refused_status(served, cookie=f"{state_of(app)[COOKIES].session}=not-a-token") == 403
 
 
 async def test_the_refusal_carries_the_error_envelope(served: str):
@@ -187,14 +190,14 @@ async def test_changes_to_a_private_item_never_reach_another_user(app: FastAPI, 
 
 async def test_a_rolled_back_change_publishes_nothing(app: FastAPI, served: str, logged_in):
     client = await logged_in()
-    active = await app.state.session_store.read(client.session_token)
+    active = await state_of(app)[SESSION_STORE].read(client.session_token)
     assert active is not None
     owner = active.user
     assert owner is not None
 
     async def create_then_fail() -> None:
         # The real service in a request's unit of work, failing after it registered its event.
-        async with transaction(app.state.sessionmaker) as session:
+        async with transaction(state_of(app)[SESSIONMAKER]) as session:
             await items_service.create_item(session, ItemCreate(title=unique("rolled-back-")), owner)
             raise RuntimeError("before the commit")
 
@@ -224,7 +227,7 @@ async def test_refresh_closes_nothing_the_socket_belongs_to_the_login(app: FastA
 async def test_a_login_that_ended_unannounced_is_closed_by_the_sweep(app: FastAPI, served: str, logged_in):
     # As if its revocation had been published while this worker was not subscribed.
     client = await logged_in()
-    store, hub = app.state.session_store, app.state.live_hub
+    store, hub = state_of(app)[SESSION_STORE], state_of(app)[HUB]
     active = await store.read(client.session_token)
     async with await open_socket(served, cookie=cookie_of(app, client)) as ws:
         await expect_marker(ws, client)
@@ -240,7 +243,7 @@ async def test_a_login_that_ended_unannounced_is_closed_by_the_sweep(app: FastAP
 async def test_a_client_too_far_behind_is_closed_with_4408_and_others_keep_up(
     app: FastAPI, served: str, logged_in, monkeypatch: pytest.MonkeyPatch
 ):
-    hub = app.state.live_hub
+    hub = state_of(app)[HUB]
     monkeypatch.setattr(hub, "queue_size", 8)  # for the sockets opened from now on
     client = await logged_in()
     cookie = cookie_of(app, client)
@@ -275,7 +278,7 @@ async def test_a_client_too_far_behind_is_closed_with_4408_and_others_keep_up(
 async def test_a_send_stalled_past_the_timeout_closes_the_socket_with_4408(
     app: FastAPI, served: str, logged_in, monkeypatch: pytest.MonkeyPatch
 ):
-    hub = app.state.live_hub
+    hub = state_of(app)[HUB]
     monkeypatch.setattr(hub, "queue_size", 10_000)  # never full here: the watchdog acts first
     monkeypatch.setattr(hub, "send_timeout", 0.5)
     client = await logged_in()

@@ -9,7 +9,9 @@ import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from app.auth.sessions import SESSION_STORE
 from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW
+from app.state import state_of
 from tests.fixtures.client import API, PASSWORD, ApiClient
 from tests.live.conftest import Deployment, UserFactory, socket_cookie
 from tests.live.helpers import (
@@ -203,7 +205,7 @@ async def test_a_revocation_by_another_process_closes_the_sockets(
         other_closing = asyncio.create_task(close_code(second))
 
         async def revoke() -> None:
-            assert await app.state.session_store.revoke_user(account.id) == 1
+            assert await state_of(app)[SESSION_STORE].revoke_user(account.id) == 1
 
         await revoked_within_deadline(first, revoke)
         assert (await other_closing)[0] == CLOSE_REVOKED

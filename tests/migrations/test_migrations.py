@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from alembic import command
-from app.bootstrap import alembic_config
 from app.db import Base, utcnow
 from app.models import User
+from app.ops.bootstrap import alembic_config
 from tests.conftest import drop_database, recreate_database
 
 DATABASE = "app_test_migrations"

@@ -20,7 +20,7 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from app.bootstrap import migrate
+from app.ops.bootstrap import migrate
 from tests.conftest import (
     REDIS_URL,
     SECRET_KEY,

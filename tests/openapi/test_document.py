@@ -1,4 +1,4 @@
-"""The OpenAPI document itself (app/openapi.py): the CSRF and session schemes, every error in
+"""The OpenAPI document itself (app/api/openapi.py): the CSRF and session schemes, every error in
 the envelope, and the docs switched by ENVIRONMENT and DOCS_ENABLED (API.md sections 3 and 8).
 What the live server answers against this document is tests/openapi/test_schemathesis.py."""
 
@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from app.auth.cookies import COOKIES
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import client_factory, make_settings, serving
 from tests.fixtures.client import API
 
@@ -48,7 +50,7 @@ def test_the_document_is_built_once(app: FastAPI):
 
 async def test_the_security_schemes_name_the_csrf_header_and_the_apps_cookies(app: FastAPI, document):
     schemes = document["components"]["securitySchemes"]
-    cookies = app.state.cookies
+    cookies = state_of(app)[COOKIES]
     expected = {
         "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
         "csrfCookie": {"type": "apiKey", "in": "cookie", "name": cookies.csrf},

@@ -16,8 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.auth.cookies import COOKIES
 from app.logs import JsonFormatter
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import make_settings, running
 from tests.fixtures.client import ApiClient
 
@@ -77,7 +79,7 @@ def capture() -> Iterator[Any]:
 
 def client_at(app: FastAPI, ip: str, **kwargs: Any) -> ApiClient:
     """A client whose TCP peer is `ip` (not a trusted proxy, so that is its client address)."""
-    cookies = app.state.cookies
+    cookies = state_of(app)[COOKIES]
     return ApiClient(
         transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
         base_url="https://testserver",

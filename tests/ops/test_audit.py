@@ -13,6 +13,8 @@ import httpx
 from fastapi import FastAPI
 
 from app.audit import audit
+from app.auth.cookies import COOKIES
+from app.state import state_of
 from tests.fixtures.client import API, ApiClient, register, unique
 from tests.ops.conftest import Captured, client_at
 
@@ -87,8 +89,8 @@ async def test_security_events_are_logged_once_each_with_who_what_where_and_no_s
         alice, mallory, bob, carol, carol2, dave, erin = [
             await client(name) for name in ("alice", "mallory", "bob", "carol", "carol2", "dave", "erin")
         ]
-        refresh_cookie = strict_app.state.cookies.refresh
-        csrf_cookie = strict_app.state.cookies.csrf
+        refresh_cookie = state_of(strict_app)[COOKIES].refresh
+        csrf_cookie = state_of(strict_app)[COOKIES].csrf
         login = f"{API}/auth/login"
 
         # Login failure and success, refresh, then the rotated refresh token replayed.

@@ -6,6 +6,8 @@ import uuid
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.metrics import METRICS
+from app.state import state_of
 from tests.fixtures.client import API, ApiClient, login, register, unique
 from tests.ops.conftest import client_at
 
@@ -106,7 +108,7 @@ async def test_metrics_is_not_in_the_openapi_schema(client):
 
 
 async def test_each_app_has_a_registry_of_its_own(app: FastAPI, strict_app: FastAPI, client):
-    assert app.state.metrics.registry is not strict_app.state.metrics.registry
+    assert state_of(app)[METRICS].registry is not state_of(strict_app)[METRICS].registry
     async with client_at(strict_app, "198.51.100.91") as other:
         before = value(
             await scrape(other), "http_requests_total", method="GET", route="/healthz", status="200"

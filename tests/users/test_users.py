@@ -4,7 +4,9 @@ from datetime import datetime
 
 import pytest
 
+from app.auth.cookies import COOKIES
 from app.main import create_app
+from app.state import state_of
 from tests.conftest import client_factory, make_settings, serving
 from tests.fixtures.client import API, login, register
 
@@ -89,7 +91,9 @@ async def test_me_without_a_cookie_is_401_not_authenticated(client):
 )
 async def test_me_with_a_garbage_session_cookie_is_401_never_5xx(app, make_client, value):
     client = make_client()
-    response = await client.get(f"{API}/users/me", headers={"Cookie": f"{app.state.cookies.session}={value}"})
+    response = await client.get(
+        f"{API}/users/me", headers={"Cookie": f"{state_of(app)[COOKIES].session}={value}"}
+    )
     assert_error(response, 401, "not_authenticated")
 
 
@@ -100,7 +104,7 @@ async def test_me_with_a_garbage_session_cookie_is_401_never_5xx(app, make_clien
 )
 async def test_me_with_odd_cookie_bytes_is_401_never_5xx(app, make_client, raw):
     client = make_client()
-    header = app.state.cookies.session.encode() + b"=" + raw
+    header = state_of(app)[COOKIES].session.encode() + b"=" + raw
     response = await client.get(f"{API}/users/me", headers={"Cookie": header})
     assert_error(response, 401, "not_authenticated")
 
@@ -235,7 +239,7 @@ async def test_public_profile_with_a_garbage_cookie_is_still_served(app, make_cl
     _, account = user
     client = make_client()
     response = await client.get(
-        f"{API}/users/{account.id}", headers={"Cookie": f"{app.state.cookies.session}=garbage"}
+        f"{API}/users/{account.id}", headers={"Cookie": f"{state_of(app)[COOKIES].session}=garbage"}
     )
     assert response.status_code == 200
     assert set(response.json()) == PUBLIC_FIELDS
@@ -248,7 +252,7 @@ async def test_me_with_a_session_cookie_is_503_not_401_while_redis_is_down(datab
     app = create_app(make_settings(database_url, redis_prefix, redis_url=CLOSED_PORT_REDIS))
     async with serving(app), client_factory(app)() as client:
         response = await client.get(
-            f"{API}/users/me", headers={"Cookie": f"{app.state.cookies.session}=some-session-token"}
+            f"{API}/users/me", headers={"Cookie": f"{state_of(app)[COOKIES].session}=some-session-token"}
         )
         assert_error(response, 503, "service_unavailable")
         assert int(response.headers["retry-after"]) > 0

@@ -1,4 +1,5 @@
-"""The one place routers are composed.
+"""The HTTP surface: the one place routers are composed (here) and the OpenAPI document
+that describes them (openapi.py).
 
 Each domain router is included on the app itself under /api/v1 rather than through
 an intermediate /api/v1 router: FastAPI matches nested inclusions level by level,
@@ -9,8 +10,7 @@ from fastapi import Depends, FastAPI
 
 from app.admin.router import router as admin_router
 from app.auth.deps import current_superuser
-from app.auth.recovery import recovery_router
-from app.auth.router import register_router
+from app.auth.library import router as library_router
 from app.auth.router import router as auth_router
 from app.health.router import api_router as health_api_router
 from app.health.router import router as health_router
@@ -27,8 +27,7 @@ def include_routers(app: FastAPI) -> None:
         users_router,
         items_router,
         auth_router,
-        register_router,
-        recovery_router,
+        library_router,  # fastapi-users' register, reset and verify routes
         health_api_router,
         live_router,  # WebSocket /api/v1/ws
     ):

@@ -1,18 +1,32 @@
-"""All SQL for the admin routes."""
+"""Every SQL statement on the user table, for auth and the domains built on it (users,
+admin). Changes to a user go through the ORM, never bulk statements, so that the
+session store's snapshots follow them (app/auth/cache.py)."""
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Item, User
+from app.db import contains_pattern
+from app.models import User
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+async def get_by_login(session: AsyncSession, identifier: str) -> User | None:
+    """The user whose username or email is `identifier`, any case. A username never
+    contains "@", so one comparison decides which column."""
+    column = User.email if "@" in identifier else User.username
+    return await session.scalar(select(User).where(func.lower(column) == identifier.lower()))
+
+
+async def taken(session: AsyncSession, email: str, username: str) -> bool:
+    """Whether a user has this email or this username already, any case."""
+    statement = select(User.id).where(
+        or_(func.lower(User.email) == email.lower(), func.lower(User.username) == username.lower())
+    )
+    return (await session.execute(statement.limit(1))).first() is not None
 
 
 def _filtered(statement: Select, q: str | None, is_active: bool | None) -> Select:
     if q:
-        pattern = f"%{_escape_like(q.lower())}%"
+        pattern = contains_pattern(q)
         statement = statement.where(
             or_(
                 func.lower(User.username).like(pattern, escape="\\"),
@@ -27,15 +41,12 @@ def _filtered(statement: Select, q: str | None, is_active: bool | None) -> Selec
 async def list_users(
     session: AsyncSession, *, q: str | None, is_active: bool | None, limit: int, offset: int
 ) -> tuple[list[User], int]:
+    """A page of users by id, and how many match in all."""
     total = await session.scalar(_filtered(select(func.count()).select_from(User), q, is_active))
     rows = await session.scalars(
         _filtered(select(User), q, is_active).order_by(User.id).limit(limit).offset(offset)
     )
     return list(rows), int(total or 0)
-
-
-async def get(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
 
 
 async def lock_active_superusers(session: AsyncSession) -> set[int]:
@@ -54,13 +65,23 @@ async def lock_active_superusers(session: AsyncSession) -> set[int]:
     return set(await session.scalars(statement))
 
 
+async def add(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def update(session: AsyncSession, user: User, changes: dict[str, object]) -> User:
+    for key, value in changes.items():
+        setattr(user, key, value)
+    session.add(user)
+    await session.flush()
+    return user
+
+
 async def delete(session: AsyncSession, user: User) -> None:
     # An ORM delete, not a bulk one, so that app/auth/cache.py sees it. User declares
     # no relationship to Item, so the ORM issues no UPDATE nulling owner_id first: the
     # database's ON DELETE CASCADE removes the items.
     await session.delete(user)
     await session.flush()
-
-
-async def owned_items(session: AsyncSession, user_id: int) -> list[Item]:
-    return list(await session.scalars(select(Item).where(Item.owner_id == user_id).order_by(Item.id)))

@@ -8,15 +8,15 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alembic import command
-from app.auth.manager import UserDatabase
-from app.auth.passwords import hash_password, password_problem
+from app.auth import repository
+from app.auth.passwords import password_problem
+from app.auth.superusers import create_superuser
 from app.config import Settings
 from app.db import transaction
-from app.models import User
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("app.bootstrap")  # the name operators filter on, kept from before app/ops
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: alembic.ini, alembic/
 RETRY_SECONDS = 5.0
 
 
@@ -53,23 +53,14 @@ async def ensure_first_superuser(settings: Settings, sessionmaker: async_session
             "FIRST_SUPERUSER_PASSWORD is weak (%s); create a strong one before production", problem
         )
     async with transaction(sessionmaker) as session:
-        users = UserDatabase(session, User)
-        if await users.get_by_email(email) is not None:
+        if await repository.get_by_login(session, email) is not None:
             return
-        if await users.taken(email, username):
+        if await repository.taken(session, email, username):
             logger.error(
                 "FIRST_SUPERUSER_USERNAME %r is taken by another user; no superuser created", username
             )
             return
-        await users.create(
-            {
-                "email": email,
-                "username": username,
-                "hashed_password": await hash_password(password),
-                "is_superuser": True,
-                "is_verified": True,
-            }
-        )
+        await create_superuser(session, email=email, username=username, password=password)
     logger.info("first superuser created", extra={"event": "first_superuser_created"})
 
 

@@ -24,10 +24,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
+from app.auth.cookies import COOKIES
 from app.auth.csrf import UNSAFE_METHODS
 from app.auth.deps import current_principal, current_superuser, current_user, optional_user
 from app.auth.ratelimit import per_ip
 from app.errors import MESSAGES, STATUS, ErrorCode, ErrorResponse
+from app.state import state_of
 
 CSRF_HEADER_NAME = "X-CSRF-Token"
 ENVELOPE = "ErrorResponse"
@@ -85,7 +87,7 @@ def _complete(app: FastAPI, document: dict[str, Any]) -> None:
     schemas = components.setdefault("schemas", {})
     for name, schema in _envelope_schemas().items():
         schemas.setdefault(name, schema)
-    cookies = app.state.cookies
+    cookies = state_of(app)[COOKIES]
     components.setdefault("securitySchemes", {}).update(
         {
             "csrfToken": {

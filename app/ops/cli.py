@@ -18,17 +18,19 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import audit
+from app.auth import repository
 from app.auth.cache import STORE
-from app.auth.manager import UserDatabase
-from app.auth.passwords import hash_password, password_problem
-from app.auth.sessions import RedisSessionStore, SessionStore
-from app.bootstrap import migrate
+from app.auth.passwords import password_problem
+from app.auth.schemas import UserCreate
+from app.auth.sessions.factory import create_session_store
+from app.auth.sessions.types import SessionStore
+from app.auth.superusers import create_superuser as add_superuser
 from app.config import Settings, load_settings
-from app.db import create_engine, create_sessionmaker, transaction
+from app.db import create_engine, create_sessionmaker, get_row, transaction
 from app.logs import configure_logging
 from app.models import User
+from app.ops.bootstrap import migrate
 from app.redis import create_client
-from app.users.schemas import UserCreate
 
 logger = logging.getLogger("app.cli")
 
@@ -49,25 +51,21 @@ def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
-def _session_store(settings: Settings) -> SessionStore | None:
-    if not settings.redis_url:
-        return None
-    return RedisSessionStore(create_client(settings), prefix=settings.redis_key_prefix)
-
-
 @asynccontextmanager
 async def _database(
     settings: Settings,
 ) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], SessionStore | None]]:
-    """A sessionmaker like the server's: with the session store attached, so that a
-    change to a user rewrites its cached snapshot (app/auth/cache.py) as in a request."""
+    """A sessionmaker like the server's: with the session store attached (when there is
+    Redis), so that a change to a user rewrites its cached snapshot (app/auth/cache.py)
+    as in a request."""
     engine = create_engine(settings)
-    store = _session_store(settings)
+    redis = create_client(settings) if settings.redis_url else None
+    store = create_session_store(settings, redis) if redis is not None else None
     try:
         yield create_sessionmaker(engine, **({STORE: store} if store else {})), store
     finally:
-        if store is not None:
-            await store.close()
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 
@@ -104,30 +102,21 @@ async def create_superuser(settings: Settings, email: str, username: str) -> Non
     if settings.embedded:  # the server migrates its SQLite file at start; so do we
         migrate(settings)
     async with _database(settings) as (sessionmaker, _store), transaction(sessionmaker) as session:
-        users = UserDatabase(session, User)
-        user = await users.get_by_email(email)
+        user = await repository.get_by_login(session, email)
         if user is not None:
             # Promoting is what an operator running this for an existing account wants
             # (and running it twice is harmless); the password is theirs, left alone.
             event = "superuser_promoted" if not user.is_superuser else None
             if event:
-                await users.update(user, {"is_superuser": True})
+                await repository.update(session, user, {"is_superuser": True})
         else:
-            if await users.taken(email, username):
+            if await repository.taken(session, email, username):
                 raise CliError(f"username {username!r} is taken by another user")
             password = read_password()
             if problem := password_problem(password, username=username, email=email):
                 raise CliError(f"password refused: {problem}")
             event = "superuser_created"
-            user = await users.create(
-                {
-                    "email": email,
-                    "username": username,
-                    "hashed_password": await hash_password(password),
-                    "is_superuser": True,
-                    "is_verified": True,
-                }
-            )
+            user = await add_superuser(session, email=email, username=username, password=password)
     # Only once committed.
     if event is None:
         _say(f"user {user.id} ({user.username}) is already a superuser; nothing changed")
@@ -142,11 +131,11 @@ async def create_superuser(settings: Settings, email: str, username: str) -> Non
 # ------------------------------------------------------------------ revoke-sessions
 
 
-async def _find_user(users: UserDatabase, identifier: str) -> User | None:
+async def _find_user(session: AsyncSession, identifier: str) -> User | None:
     # A number is an id; a username of digits only is still found when no id matches.
-    if identifier.isdigit() and (user := await users.get(int(identifier))) is not None:
+    if identifier.isdigit() and (user := await get_row(session, User, int(identifier))) is not None:
         return user
-    return await users.get_by_login(identifier)
+    return await repository.get_by_login(session, identifier)
 
 
 async def revoke_sessions(settings: Settings, identifier: str) -> None:
@@ -157,7 +146,7 @@ async def revoke_sessions(settings: Settings, identifier: str) -> None:
         )
     async with _database(settings) as (sessionmaker, store), sessionmaker() as session:
         assert store is not None
-        user = await _find_user(UserDatabase(session, User), identifier)
+        user = await _find_user(session, identifier)
         if user is None:
             raise CliError(f"no user with id, username or email {identifier!r}")
         count = await store.revoke_user(user.id)

@@ -1,0 +1,161 @@
+"""The session flows of API.md section 3: login, refresh, logout, logout everywhere.
+
+Each flow decides what happens and in which order (rate limits before the password is
+checked, the old login ended before the new one starts, the audit record and the login
+metric from the one outcome); the router parses the request and turns what a flow
+returns into the response. fastapi-users' backend (backend.py) makes and ends the login
+behind the session cookie. Nothing here commits: the request's session does.
+"""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from logging import WARNING
+from typing import Any
+
+from fastapi import Response
+from fastapi_users.authentication import AuthenticationBackend
+from starlette.requests import HTTPConnection
+
+from app.audit import audit
+from app.auth.backend import SessionStrategy, as_library_strategy
+from app.auth.csrf import CsrfSigner
+from app.auth.manager import UserManager
+from app.auth.principal import Principal
+from app.auth.ratelimit import RateLimits
+from app.auth.sessions.types import RefreshOutcome, SessionStore, Tokens
+from app.config import Settings
+from app.errors import AppError, ErrorCode
+from app.metrics import Metrics
+from app.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """What the flows need, for one request (built by the `AuthDep` dependency)."""
+
+    request: HTTPConnection  # who is asking: the audit trail's ip and request id
+    settings: Settings
+    store: SessionStore
+    csrf: CsrfSigner
+    limits: RateLimits
+    backend: AuthenticationBackend[User, int]
+    metrics: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A login's or a refresh's outcome, for the browser: the library's response carrying
+    the session cookie, the tokens, and the CSRF token bound to the new session."""
+
+    carrier: Response
+    tokens: Tokens
+    csrf_token: str
+
+
+class RefreshRefused(AppError):
+    """401 `invalid_refresh_token`; `clear_cookies` false for a concurrent tab's replay,
+    whose browser holds the new pair by now."""
+
+    def __init__(self, *, clear_cookies: bool) -> None:
+        super().__init__(ErrorCode.INVALID_REFRESH_TOKEN)
+        self.clear_cookies = clear_cookies
+
+
+def _login_outcome(auth: Auth, outcome: str, **fields: Any) -> None:
+    """One audit record and one count per login attempt, from the same outcome."""
+    audit(auth.request, "login", outcome, **fields)
+    auth.metrics.login(outcome)
+
+
+def _subject(key: str, identifier: str) -> str:
+    # Which account was tried, without writing the submitted name into the log (it may
+    # be a password typed in the wrong field): a keyed hash, stable per name.
+    return hmac.new(key.encode(), identifier.casefold().encode(), hashlib.sha256).hexdigest()[:16]
+
+
+async def login(
+    auth: Auth,
+    manager: UserManager,
+    strategy: SessionStrategy,
+    identifier: str,
+    password: str,
+    *,
+    presented: tuple[str | None, str | None],
+) -> tuple[User, NewSession]:
+    """The user and their new session. `presented` (the session and refresh cookies the
+    request carried) is ended first: a session the server did not issue at this login is
+    never kept."""
+    # Counted before the password is checked, so guessing costs the guesser, not the hasher.
+    try:
+        await auth.limits.check_login(auth.request, identifier)
+    except AppError:
+        auth.metrics.login("rate_limited")
+        raise
+    user = await manager.authenticate_login(identifier, password)
+    if user is None:
+        _login_outcome(auth, "failure", subject=_subject(auth.settings.signing_key, identifier))
+        raise AppError(ErrorCode.INVALID_CREDENTIALS)
+    # Only after the right password: otherwise this answer would reveal the account.
+    if not user.is_active:
+        _login_outcome(auth, "inactive", actor=user.id)
+        raise AppError(ErrorCode.USER_INACTIVE)
+    if any(presented):
+        await auth.store.end_login(*presented)
+    carrier = await auth.backend.login(as_library_strategy(strategy), user)
+    assert strategy.issued is not None  # write_token ran
+    new = NewSession(carrier, strategy.issued, auth.csrf.issue(strategy.issued.session))
+    _login_outcome(auth, "success", actor=user.id, login=new.tokens.login_id)
+    return user, new
+
+
+async def refresh(auth: Auth, token: str | None) -> NewSession:
+    """Both tokens replaced, the old pair revoked at once, the login's end unchanged. A
+    refresh token already rotated is refused: within REFRESH_REUSE_GRACE_SECONDS (two tabs
+    refreshing at once) nothing else happens; later the whole login is revoked."""
+    if not token:
+        raise RefreshRefused(clear_cookies=False)
+    settings = auth.settings
+    result = await auth.store.refresh(
+        token, session_ttl=settings.access_token_seconds, grace=settings.refresh_reuse_grace_seconds
+    )
+    if result.outcome is RefreshOutcome.ROTATED and result.tokens is not None:
+        carrier = await auth.backend.transport.get_login_response(result.tokens.session)
+        new = NewSession(carrier, result.tokens, auth.csrf.issue(result.tokens.session))
+        audit(auth.request, "refresh", "success", actor=result.user_id, login=result.login_id)
+        return new
+    if result.outcome is RefreshOutcome.GRACE:
+        audit(auth.request, "refresh", "grace", actor=result.user_id, login=result.login_id)
+        raise RefreshRefused(clear_cookies=False)
+    if result.outcome is RefreshOutcome.REUSED:
+        audit(
+            auth.request,
+            "refresh_reuse",
+            "login_revoked",
+            actor=result.user_id,
+            login=result.login_id,
+            level=WARNING,
+        )
+    else:
+        audit(auth.request, "refresh", "invalid", actor=result.user_id)
+    raise RefreshRefused(clear_cookies=True)
+
+
+async def logout(auth: Auth, strategy: SessionStrategy, session_token: str | None) -> Response | None:
+    """The library's response clearing the session cookie when a login ended (that of the
+    session cookie, or of the refresh cookie), else None."""
+    if not session_token and not strategy.refresh_token:
+        return None
+    carrier = await auth.backend.logout(as_library_strategy(strategy), None, session_token or "")  # type: ignore[arg-type]
+    if strategy.ended is None:
+        return None
+    user_id, login_id = strategy.ended
+    audit(auth.request, "logout", "success", actor=user_id, login=login_id)
+    return carrier
+
+
+async def logout_all(auth: Auth, principal: Principal) -> int:
+    """Every login of the caller's user ended; how many."""
+    count = await auth.store.revoke_user(principal.user.id)
+    audit(auth.request, "logout_all", "success", actor=principal.user.id, revoked=count)
+    return count

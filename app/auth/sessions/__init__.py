@@ -1,0 +1,49 @@
+"""Server-side sessions: Redis in deployment, a dict on the embedded default.
+
+A *login* (what users see as "a session" and can list and revoke) starts when a
+password is typed and lasts at most REFRESH_TOKEN_EXPIRE_DAYS. It owns exactly one
+live session token (the cookie every request carries, ACCESS_TOKEN_EXPIRE_MINUTES)
+and one live refresh token. Refreshing rotates both; the rotated refresh token is
+kept, marked, until the login's end, so that presenting it again is recognised as
+reuse (RFC 9700 4.14.2): within REFRESH_REUSE_GRACE_SECONDS it is a second tab and
+changes nothing; later it revokes the whole login, and no other login of the user.
+
+The Redis key layout (this is the one place it is written down; every key starts with
+REDIS_KEY_PREFIX):
+
+  s:<sha256(session token)>  hash    uid, fam                     TTL = session lifetime
+  r:<sha256(refresh token)>  hash    uid, fam, rot (rotated at)   TTL = rest of the login
+  f:<login id>               hash    uid, created, seen, ua, ip, exp, s, r   (the login)
+  uf:<user id>               set     login ids of the user (revoke all, list)
+  u:<user id>                string  JSON snapshot of the user (the hot-path cache)
+  rl...                      the rate limiter's windows (app/auth/ratelimit.py)
+  live:items, live:revoked   pub/sub channels of the live updates (app/live/broadcast.py)
+
+Redis never holds a usable token: cookies are only ever hashed. The login id is a
+separate random value, the one shown to users. Every change is one Lua script
+(scripts/), so concurrent refreshes of one token cannot both succeed. The scripts
+build key names from the prefix, so they assume one Redis server (not Cluster).
+
+An authenticated request costs one round trip (app/redis.py AutoPipeline): the read
+script checks the session and its login, bumps last-seen at most once a minute and
+returns the user snapshot, which app/auth/cache.py keeps true after every commit.
+
+Live sockets (app/live) belong to a login. Every script that ends logins publishes
+their ids on `<prefix>live:revoked` in the same atomic step, whichever process ran
+it (a worker, the command line), so that every worker closes their sockets; the
+memory store calls its `on_logins_ended` instead. Rotation ends no login.
+
+Modules: types.py (what the store hands out, the `SessionStore` interface), redis_store.py
+and memory_store.py (the two stores), lua.py and scripts/ (Redis's scripts), factory.py
+(which store a deployment gets).
+"""
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.auth.sessions.types import SessionStore
+from app.state import Key, dependency
+
+SESSION_STORE: Key[SessionStore] = Key("session_store")
+StoreDep = Annotated[SessionStore, Depends(dependency(SESSION_STORE))]

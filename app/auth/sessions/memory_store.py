@@ -1,0 +1,162 @@
+"""The embedded default's store: the same rules as Redis's scripts, in one process, lost on restart."""
+
+import math
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from app.auth.principal import SessionUser
+from app.auth.sessions.types import (
+    SEEN_RESOLUTION_SECONDS,
+    ActiveSession,
+    LoginInfo,
+    RefreshOutcome,
+    RefreshResult,
+    Tokens,
+    new_login_id,
+    new_token,
+    timestamp,
+    token_hash,
+    usable,
+)
+
+LoginsEnded = Callable[[list[str]], object]
+
+
+@dataclass(slots=True)
+class _Login:
+    info: LoginInfo
+    expires: float
+    session: str  # token hashes
+    refresh: str
+
+
+class MemorySessionStore:
+    def __init__(self, on_logins_ended: LoginsEnded | None = None) -> None:
+        self.sessions: dict[str, tuple[str, float]] = {}  # hash -> (login id, expires)
+        self.refreshes: dict[str, tuple[str, float, float | None]] = {}  # hash -> (login, expires, rotated)
+        self.logins: dict[str, _Login] = {}
+        self.users: dict[int, SessionUser] = {}
+        # Told the ids of logins as they end, as the Redis scripts publish them: there is
+        # no Redis to publish on, so the live sockets of this process hear it from here.
+        self.on_logins_ended = on_logins_ended
+
+    def _login(self, login_id: str) -> _Login | None:
+        login = self.logins.get(login_id)
+        if login is not None and login.expires <= time.time():
+            self._drop(login_id)
+            return None
+        return login
+
+    def _drop(self, login_id: str) -> bool:
+        login = self.logins.pop(login_id, None)
+        if login is None:
+            return False
+        self.sessions.pop(login.session, None)
+        self.refreshes.pop(login.refresh, None)
+        if self.on_logins_ended is not None:
+            self.on_logins_ended([login_id])
+        return True
+
+    def _issue(self, login: _Login, session_ttl: int) -> Tokens:
+        now = time.time()
+        session, refresh = new_token(), new_token()
+        login.session, login.refresh = token_hash(session), token_hash(refresh)
+        ttl = min(session_ttl, math.floor(login.expires - now))
+        self.sessions[login.session] = (login.info.id, now + ttl)
+        self.refreshes[login.refresh] = (login.info.id, login.expires, None)
+        return Tokens(session, refresh, ttl, math.floor(login.expires - now), login.info.id)
+
+    def _seen(self, login: _Login, now: float) -> None:
+        info = login.info
+        login.info = LoginInfo(
+            info.id, info.user_id, info.created_at, timestamp(now), info.user_agent, info.ip
+        )
+
+    async def create(
+        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+    ) -> Tokens:
+        now = time.time()
+        info = LoginInfo(new_login_id(), user.id, timestamp(now), timestamp(now), user_agent, ip)
+        login = _Login(info, now + refresh_ttl, "", "")
+        self.logins[info.id] = login
+        self.users[user.id] = user
+        return self._issue(login, session_ttl)
+
+    async def read(self, token: str) -> ActiveSession | None:
+        if not usable(token):
+            return None
+        entry = self.sessions.get(token_hash(token))
+        now = time.time()
+        if entry is None or entry[1] <= now:
+            return None
+        login = self._login(entry[0])
+        if login is None:
+            return None
+        if now - login.info.last_seen_at.timestamp() >= SEEN_RESOLUTION_SECONDS:
+            self._seen(login, now)
+        return ActiveSession(login.info.user_id, login.info.id, self.users.get(login.info.user_id))
+
+    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
+        digest = token_hash(token) if usable(token) else ""
+        entry = self.refreshes.get(digest)
+        now = time.time()
+        if entry is None or entry[1] <= now:
+            return RefreshResult(RefreshOutcome.INVALID)
+        login_id, _expires, rotated = entry
+        login = self.logins.get(login_id)
+        user_id = login.info.user_id if login else None
+        if rotated is not None:
+            if now - rotated <= grace:
+                return RefreshResult(RefreshOutcome.GRACE, user_id, login_id)
+            self._drop(login_id)
+            return RefreshResult(RefreshOutcome.REUSED, user_id, login_id)
+        login = self._login(login_id)
+        if login is None:
+            return RefreshResult(RefreshOutcome.INVALID, user_id, login_id)
+        self.refreshes[digest] = (login_id, login.expires, now)
+        self.sessions.pop(login.session, None)
+        tokens = self._issue(login, session_ttl)
+        self._seen(login, now)
+        return RefreshResult(RefreshOutcome.ROTATED, login.info.user_id, login_id, tokens)
+
+    async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
+        ended = []
+        entry = self.sessions.get(token_hash(session)) if session and usable(session) else None
+        if entry is not None:
+            ended.append(self._end(entry[0]))
+        entry_r = self.refreshes.get(token_hash(refresh)) if refresh and usable(refresh) else None
+        if entry_r is not None and entry_r[2] is None:
+            ended.append(self._end(entry_r[0]))
+        return next((who for who in ended if who is not None), None)
+
+    def _end(self, login_id: str) -> tuple[int, str] | None:
+        login = self.logins.get(login_id)
+        return (login.info.user_id, login_id) if login is not None and self._drop(login_id) else None
+
+    async def revoke_login(self, user_id: int, login_id: str) -> bool:
+        login = self.logins.get(login_id)
+        return login is not None and login.info.user_id == user_id and self._drop(login_id)
+
+    async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int:
+        mine = [lid for lid, login in self.logins.items() if login.info.user_id == user_id and lid != keep]
+        return sum(self._drop(login_id) for login_id in mine)
+
+    async def list_user(self, user_id: int) -> list[LoginInfo]:
+        mine = [lid for lid, login in list(self.logins.items()) if login.info.user_id == user_id]
+        live = [login for lid in mine if (login := self._login(lid)) is not None]
+        return sorted((login.info for login in live), key=lambda info: info.created_at)
+
+    async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None:
+        if only_if_absent and user.id in self.users:
+            return
+        self.users[user.id] = user
+
+    async def live_logins(self, login_ids: Collection[str]) -> set[str]:
+        return {login_id for login_id in login_ids if self._login(login_id) is not None}
+
+    async def forget_user(self, user_id: int) -> None:
+        self.users.pop(user_id, None)
+
+    async def ping(self) -> None:
+        return None

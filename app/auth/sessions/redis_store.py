@@ -1,0 +1,166 @@
+"""The session store in Redis: every change is one Lua script (scripts/), so that
+concurrent refreshes of one token cannot both succeed; an authenticated request is one
+round trip (app/redis.py AutoPipeline). The key layout is in this package's docstring."""
+
+import json
+import logging
+import time
+from collections.abc import Collection
+
+from redis.asyncio import Redis
+
+from app.auth.principal import SessionUser
+from app.auth.sessions import lua
+from app.auth.sessions.types import (
+    LATE_AFTER_SECONDS,
+    SEEN_RESOLUTION_SECONDS,
+    USER_CACHE_SECONDS,
+    ActiveSession,
+    LoginInfo,
+    RefreshOutcome,
+    RefreshResult,
+    Tokens,
+    new_login_id,
+    new_token,
+    timestamp,
+    token_hash,
+    usable,
+)
+from app.redis import AutoPipeline
+
+logger = logging.getLogger(__name__)
+
+
+def _clock_ahead() -> None:
+    logger.warning(
+        "Redis's clock runs over %s s ahead of this host's: a login or refresh was taken for late; "
+        "check NTP on both",
+        LATE_AFTER_SECONDS,
+    )
+
+
+class RedisSessionStore:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._read = AutoPipeline(redis, lua.READ)
+        self._create = redis.register_script(lua.CREATE)
+        self._refresh = redis.register_script(lua.REFRESH)
+        self._end_login = redis.register_script(lua.END_LOGIN)
+        self._revoke_login = redis.register_script(lua.REVOKE_LOGIN)
+        self._revoke_user = redis.register_script(lua.REVOKE_USER)
+
+    async def create(
+        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+    ) -> Tokens:
+        session, refresh, login_id = new_token(), new_token(), new_login_id()
+        now = time.time()
+        args: list[str | int | float] = [
+            self.prefix, now, min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
+            token_hash(session), token_hash(refresh), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
+        ]  # fmt: skip
+        if not await self._create(args=[*args, now + LATE_AFTER_SECONDS]):
+            _clock_ahead()
+            await self._create(args=[*args, 0])
+        return Tokens(session, refresh, min(session_ttl, refresh_ttl), refresh_ttl, login_id)
+
+    async def read(self, token: str) -> ActiveSession | None:
+        if not usable(token):
+            return None
+        key = f"{self.prefix}s:{token_hash(token)}"
+        row = await self._read(key, time.time(), SEEN_RESOLUTION_SECONDS, self.prefix)
+        if not row:
+            return None
+        uid, login_id, cached = json.loads(row)
+        return ActiveSession(int(uid), login_id, SessionUser.loads(cached) if cached else None)
+
+    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
+        if not usable(token):
+            return RefreshResult(RefreshOutcome.INVALID)
+        session, refresh = new_token(), new_token()
+        now = time.time()
+        keys = [f"{self.prefix}r:{token_hash(token)}"]
+        args: list[str | int | float] = [
+            self.prefix,
+            now,
+            grace,
+            token_hash(session),
+            token_hash(refresh),
+            session_ttl,
+        ]
+        row = await self._refresh(keys=keys, args=[*args, now + LATE_AFTER_SECONDS])
+        if row[0] == "late":
+            _clock_ahead()
+            row = await self._refresh(keys=keys, args=[*args, 0])
+        outcome = RefreshOutcome(row[0])
+        user_id = int(row[1]) if len(row) > 1 else None
+        login_id = row[2] if len(row) > 2 else None
+        if outcome is not RefreshOutcome.ROTATED:
+            return RefreshResult(outcome, user_id, login_id)
+        tokens = Tokens(session, refresh, int(row[3]), int(row[4]), str(login_id))
+        return RefreshResult(outcome, user_id, login_id, tokens)
+
+    async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
+        # A token that cannot exist names a key that does not either: one script for every case.
+        keys = [
+            f"{self.prefix}s:{token_hash(session) if session and usable(session) else '-'}",
+            f"{self.prefix}r:{token_hash(refresh) if refresh and usable(refresh) else '-'}",
+        ]
+        ended = await self._end_login(keys=keys, args=[self.prefix])
+        if not ended:
+            return None
+        user_id, login_id = ended
+        return int(user_id), str(login_id)
+
+    async def revoke_login(self, user_id: int, login_id: str) -> bool:
+        return bool(
+            await self._revoke_login(keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, login_id])
+        )
+
+    async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int:
+        return int(
+            await self._revoke_user(keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, keep or ""])
+        )
+
+    async def list_user(self, user_id: int) -> list[LoginInfo]:
+        index = f"{self.prefix}uf:{user_id}"
+        login_ids: set[str] = await self.redis.smembers(index)  # type: ignore[misc]
+        if not login_ids:
+            return []
+        ordered = sorted(login_ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for login_id in ordered:
+                pipe.hmget(f"{self.prefix}f:{login_id}", ["created", "seen", "ua", "ip"])
+            rows = await pipe.execute()
+        logins, gone = [], []
+        for login_id, (created, seen, ua, ip) in zip(ordered, rows, strict=True):
+            if created is None:
+                gone.append(login_id)
+                continue
+            logins.append(
+                LoginInfo(login_id, user_id, timestamp(created), timestamp(seen), ua or "", ip or "")
+            )
+        if gone:
+            await self.redis.srem(index, *gone)  # type: ignore[misc]
+        return sorted(logins, key=lambda login: login.created_at)
+
+    async def cache_user(self, user: SessionUser, *, only_if_absent: bool = False) -> None:
+        await self.redis.set(
+            f"{self.prefix}u:{user.id}", user.dumps(), ex=USER_CACHE_SECONDS, nx=only_if_absent
+        )
+
+    async def live_logins(self, login_ids: Collection[str]) -> set[str]:
+        ordered = list(login_ids)
+        if not ordered:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for login_id in ordered:
+                pipe.exists(f"{self.prefix}f:{login_id}")
+            found = await pipe.execute()
+        return {login_id for login_id, exists in zip(ordered, found, strict=True) if exists}
+
+    async def forget_user(self, user_id: int) -> None:
+        await self.redis.delete(f"{self.prefix}u:{user_id}")
+
+    async def ping(self) -> None:
+        await self.redis.ping()  # type: ignore[misc]
