@@ -39,8 +39,8 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check app alembic tests scripts
-	$(BIN)/ruff format --check app alembic tests scripts
+	$(BIN)/ruff check app alembic tests bench
+	$(BIN)/ruff format --check app alembic tests bench
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy app
@@ -52,9 +52,10 @@ migrate: $(VENV)/.runtime
 revision: $(VENV)/.runtime
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
-## Requests per second and latency of GET /api/v1/users/me against GET /healthz (needs wrk).
+## The benchmarks of bench/ (needs wrk): users/me against /healthz, a login storm, the WebSocket
+## fan-out. make bench BENCH_ARGS="--duration 5 --skip-fanout" (python -m bench --help lists them).
 bench: $(VENV)/.dev
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -49,9 +49,9 @@ def _hashing_slots() -> anyio.CapacityLimiter:
     # argon2-cffi releases the GIL, so a thread keeps each hash off the event loop. But
     # one Argon2id hash (p=4) runs 4 native threads: eight concurrent logins on 2 cores
     # were 32 CPU-bound threads, and the event loop, one runnable thread among them,
-    # got ~6% of a core (users/me p99 x28, scripts/bench.py). Bounding concurrent hashes
-    # to half the cores keeps a core for everything else; logins/s did not change, since
-    # the CPU was the limit anyway, and waiting logins queue cheaply on the loop.
+    # got ~6% of a core (users/me p99 x28, bench/login_storm.py). Bounding concurrent
+    # hashes to half the cores keeps a core for everything else; logins/s did not change,
+    # since the CPU was the limit anyway, and waiting logins queue cheaply on the loop.
     return anyio.CapacityLimiter(max(1, (os.cpu_count() or 2) // 2))
 
 

@@ -1,6 +1,6 @@
 """A live server of the OpenAPI tests' own, for schemathesis (tests/openapi/test_schemathesis.py).
 
-A real uvicorn process, as in production (and as scripts/bench.py starts one), so that what
+A real uvicorn process, as in production (and as bench/server.py starts one), so that what
 schemathesis checks is what goes over the wire: the server's own HTTP parsing included. It
 owns a database (`<TEST_DATABASE>_st`, created, migrated, dropped at the end), a Redis key
 prefix under the run's own (deleted with it), and a free port; the process is stopped at
