@@ -21,8 +21,5 @@ What a client can rely on, beyond API.md:
   be ignored (forward compatibility).
 - Events are published after the commit only, never for a rolled-back change, at most
   once: a client reconnecting after a gap reloads what it shows.
-- Close codes: 4401 the login ended (logout, logout everywhere, session deleted, user
-  deactivated, demoted, deleted, password changed from another login or reset, refresh
-  token replayed); 4408 too far behind (reconnect and reload); 1001 the worker stops.
-  A refresh closes nothing: a socket belongs to the login, which the refresh continues.
+- Close codes: in hub.py, the one place they are listed with what sends each.
 """
