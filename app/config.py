@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "app:"
     redis_max_connections: int = Field(100, ge=1)
 
+    # How long a request waits on a dependency that stops answering before it gives up
+    # with 503 (API.md section 1: within 5 s). README "Failure behaviour" says what each
+    # bounds and why its value; a request meets an outage at one call, so the worst case
+    # is one of these chains, not their sum.
+    # Redis: connecting, waiting for a pooled connection, and each command's reply. The
+    # session scripts' deadline is derived from it (app/auth/sessions/types.py).
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=3)
+    # PostgreSQL: opening a connection, waiting for a pooled one, and every statement and
+    # commit as the client sees it; the server's own statement_timeout fires first.
+    db_connect_timeout_seconds: float = Field(1.0, gt=0, le=3)
+    db_pool_timeout_seconds: float = Field(1.0, gt=0, le=3)
+    db_command_timeout_seconds: float = Field(1.0, gt=0, le=3)
+    db_statement_timeout_ms: int = Field(750, gt=0)
+
     secret_key: str | None = None
     # Kept for compatibility with the service description; session tokens are opaque,
     # never JWTs, so this only names the algorithm of the reset/verify tokens.

@@ -1,10 +1,12 @@
 """Declarative base, engine and session factory, and the per-request session."""
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
@@ -14,6 +16,8 @@ from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
 from app.state import Key, state_of
+
+logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +29,7 @@ NAMING_CONVENTION = {
 
 BEFORE_COMMIT = "before_commit"
 AFTER_COMMIT = "after_commit"
+AFTER_ROLLBACK = "after_rollback"
 Callback = Callable[[], Awaitable[None]]
 # Every id column is a 32-bit integer: a larger id in a path cannot exist (a 404, not a
 # query PostgreSQL would refuse).
@@ -61,22 +66,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# The contract answers a hung PostgreSQL with 503 within 5 s (API.md section 1), and
-# tests/faults measured what a hang costs a request, worst case:
-#   - a pooled connection: its pre-ping times out (COMMAND_TIMEOUT), then SQLAlchemy closes
-#     the invalidated connection gracefully for up to 2 s more (fixed in its asyncpg dialect);
-#   - a statement hanging mid-request: the same, COMMAND_TIMEOUT + 2 s;
-#   - a new connection: CONNECT_TIMEOUT; waiting for a free pooled one: POOL_TIMEOUT.
-# With the former 5 s command timeout a hang took 7 s and a pool wait 5 s, so all are 2 s now:
-# 4 s at worst. Queries here are indexed OLTP lookups in milliseconds; one that needs
-# seconds is itself an outage to report (503 with Retry-After), not to wait for.
-# PostgreSQL's own statement_timeout fires first, so a merely slow statement is cancelled
-# cleanly by the server and its connection stays usable; the client's command timeout is
-# the backstop for a server or network that does not answer at all.
-CONNECT_TIMEOUT_SECONDS = 2
-COMMAND_TIMEOUT_SECONDS = 2
-POOL_TIMEOUT_SECONDS = 2
-STATEMENT_TIMEOUT_MS = "1500"
+# What a PostgreSQL that stops answering costs a request, worst case (tests/faults measures
+# it; README "Failure behaviour"), each step bounded by a setting:
+#   - a pooled connection: its pre-ping waits DB_COMMAND_TIMEOUT_SECONDS, SQLAlchemy then
+#     closes it (CLOSE_TIMEOUT_SECONDS, below) and opens a new one (DB_CONNECT_TIMEOUT_SECONDS);
+#   - a statement or the commit hanging mid-request: DB_COMMAND_TIMEOUT_SECONDS, then the close;
+#   - waiting for a free pooled connection: DB_POOL_TIMEOUT_SECONDS.
+# PostgreSQL's own statement_timeout (DB_STATEMENT_TIMEOUT_MS) fires first, so a merely slow
+# statement is cancelled cleanly by the server and its connection stays usable; the client's
+# command timeout is the backstop for a server or network that does not answer at all.
+# Queries here are indexed lookups in milliseconds; one that needs seconds is itself an
+# outage to report (503 with Retry-After), not to wait for.
+#
+# SQLAlchemy closes an invalidated asyncpg connection "gracefully" with a fixed 2 s timeout
+# (its dialect's _terminate_graceful_close, sqlalchemy#10717): against a hung server that is
+# 2 s more on every failed request. asyncpg lets us choose the connection class, and ours
+# caps that close; a close that times out is then a forced one, as before.
+CLOSE_TIMEOUT_SECONDS = 0.2
+
+
+class BoundedCloseConnection(asyncpg.Connection):  # type: ignore[misc]
+    async def close(self, *, timeout: float | None = None) -> None:
+        await super().close(
+            timeout=CLOSE_TIMEOUT_SECONDS if timeout is None else min(timeout, CLOSE_TIMEOUT_SECONDS)
+        )
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -93,11 +106,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A dead connection (PostgreSQL restarted) is replaced instead of failing a request.
         pool_pre_ping=True,
         # Fail fast rather than queue forever when PostgreSQL hangs: the request gets 503.
-        pool_timeout=POOL_TIMEOUT_SECONDS,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        # The engine logs the parameters of a failed statement in its exception's message;
+        # they include password hashes and emails.
+        hide_parameters=True,
         connect_args={
-            "timeout": CONNECT_TIMEOUT_SECONDS,
-            "command_timeout": COMMAND_TIMEOUT_SECONDS,
-            "server_settings": {"statement_timeout": STATEMENT_TIMEOUT_MS, "application_name": "app"},
+            "timeout": settings.db_connect_timeout_seconds,
+            "command_timeout": settings.db_command_timeout_seconds,
+            "connection_class": BoundedCloseConnection,
+            "server_settings": {
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "application_name": "app",
+            },
         },
     )
 
@@ -121,13 +141,29 @@ def before_commit(session: AsyncSession | Session, callback: Callback) -> None:
 
 
 def after_commit(session: AsyncSession | Session, callback: Callback) -> None:
-    """Run `callback` once the session's transaction has committed (never on rollback)."""
+    """Run `callback` once the session's transaction has committed (never on rollback).
+    The change is in by then, so a callback that fails is logged, never answered: the
+    caller must not be told that a committed change failed."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+def after_rollback(session: AsyncSession | Session, callback: Callback) -> None:
+    """Run `callback` if the unit of work does not commit (an error, or a failed commit)."""
+    session.info.setdefault(AFTER_ROLLBACK, []).append(callback)
+
+
+async def _quietly(callback: Callback, when: str) -> None:
+    try:
+        await callback()
+    except Exception as exc:
+        logger.warning(
+            "%s step failed: %s", when, type(exc).__name__, extra={"event": "unit_of_work_hook_failed"}
+        )
 
 
 @asynccontextmanager
 async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error, then the after-commit callbacks."""
+    """One unit of work: commit on success, roll back on any error, then its hooks."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -139,10 +175,16 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
         except BaseException:
             session.info.pop(BEFORE_COMMIT, None)
             session.info.pop(AFTER_COMMIT, None)
-            await session.rollback()
+            failed = session.info.pop(AFTER_ROLLBACK, [])
+            try:
+                await session.rollback()
+            finally:
+                for callback in failed:
+                    await _quietly(callback, "after-rollback")
             raise
+        session.info.pop(AFTER_ROLLBACK, None)
         for callback in session.info.pop(AFTER_COMMIT, []):
-            await callback()
+            await _quietly(callback, "after-commit")
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -11,16 +11,18 @@ from app.config import Settings
 
 def create_client(settings: Settings) -> Redis:
     assert settings.redis_url
-    # Bounded waits: a hanging Redis becomes a 503 within seconds, not a stuck
-    # request. The blocking pool queues a burst above max_connections (up to its
-    # timeout) instead of failing it at once as the default pool does.
+    # Bounded waits (REDIS_TIMEOUT_SECONDS): a hanging Redis becomes a 503 within seconds,
+    # not a stuck request. The blocking pool queues a burst above max_connections (up to
+    # its timeout) instead of failing it at once as the default pool does. The session
+    # scripts' deadlines are derived from this client's socket timeout (app/auth/sessions).
+    timeout = settings.redis_timeout_seconds
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         decode_responses=True,
         max_connections=settings.redis_max_connections,
-        timeout=2,
-        socket_connect_timeout=2,
-        socket_timeout=2,
+        timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         health_check_interval=30,
     )
     return Redis(connection_pool=pool)

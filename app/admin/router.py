@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import service
 from app.admin.schemas import AdminUserUpdate
@@ -16,8 +17,9 @@ from app.auth.deps import SuperUser
 from app.auth.manager import UserManagerDep
 from app.auth.schemas import UserRead
 from app.auth.sessions import StoreDep
-from app.db import MAX_ID, SessionDep
+from app.db import MAX_ID, SessionDep, after_commit, after_rollback
 from app.errors import AppError, ErrorCode, responses
+from app.outage import is_outage
 from app.schemas import NO_NUL, Page
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -28,28 +30,44 @@ WRITE = (*GUARD, ErrorCode.CSRF_FAILED)
 
 @contextmanager
 def audited(
-    request: Request, action: str, actor: int, target: int | None, **fields: Any
+    request: Request, session: AsyncSession, action: str, actor: int, target: int | None, **fields: Any
 ) -> Iterator[dict[str, Any]]:
-    """One `app.audit` record per admin action: success, denied (the last superuser)
-    or failed (unknown user, taken name, weak password). The caller may add fields to
-    the yielded dict; field names and counts only, never a submitted value."""
+    """One `app.audit` record per admin action, with the outcome the admin got: success
+    once the change has committed; denied (the last superuser) or failed (unknown user,
+    taken name, weak password, an outage, a commit that failed) when nothing did. The
+    caller may add fields to the yielded dict; field names and counts only, never a
+    submitted value."""
     event = f"admin.{action}"
-    try:
-        yield fields
-    except AppError as exc:
-        outcome = "denied" if exc.code is ErrorCode.LAST_SUPERUSER else "failed"
+    # A commit that fails after the block is an outage in all but name: PostgreSQL went away.
+    why = {"outcome": "failed", "code": ErrorCode.SERVICE_UNAVAILABLE.value}
+
+    async def failed() -> None:
         audit(
             request,
             event,
-            outcome,
+            why["outcome"],
             actor=actor,
             target=target,
             level=logging.WARNING,
-            code=exc.code.value,
-            **fields,
+            **{"code": why["code"], **fields},
+        )
+
+    async def succeeded() -> None:
+        audit(request, event, "success", actor=actor, target=target, **fields)
+
+    after_rollback(session, failed)
+    try:
+        yield fields
+    except AppError as exc:
+        why.update(
+            outcome="denied" if exc.code is ErrorCode.LAST_SUPERUSER else "failed", code=exc.code.value
         )
         raise
-    audit(request, event, "success", actor=actor, target=target, **fields)
+    except Exception as exc:
+        if not is_outage(exc):
+            why["code"] = ErrorCode.INTERNAL_ERROR.value
+        raise
+    after_commit(session, succeeded)
 
 
 @router.get(
@@ -71,7 +89,7 @@ async def list_users(
     is_active: Annotated[bool | None, Query(description="Only active (`true`) or inactive users.")] = None,
 ) -> Page[UserRead]:
     """Ordered by id. `total` counts every user matching `q` and `is_active`."""
-    with audited(request, "list_users", admin.id, None):
+    with audited(request, session, "list_users", admin.id, None):
         users, total = await service.list_users(session, q=q, is_active=is_active, limit=limit, offset=offset)
     return Page[UserRead](
         items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
@@ -85,7 +103,7 @@ async def list_users(
     responses=responses(*GUARD, ErrorCode.NOT_FOUND),
 )
 async def get_user(request: Request, user_id: int, session: SessionDep, admin: SuperUser) -> UserRead:
-    with audited(request, "get_user", admin.id, user_id):
+    with audited(request, session, "get_user", admin.id, user_id):
         user = await service.get_user(session, user_id)
     return UserRead.model_validate(user)
 
@@ -115,7 +133,7 @@ async def update_user(
     password ends every session of the user at once. A new email is unverified unless
     `is_verified` is sent too. The last active superuser cannot be deactivated or demoted
     (409 `last_superuser`), not even by themselves."""
-    with audited(request, "update_user", admin.id, user_id, fields=sorted(data.changes())):
+    with audited(request, session, "update_user", admin.id, user_id, fields=sorted(data.changes())):
         user = await service.update_user(session, manager, store, user_id, data)
     return UserRead.model_validate(user)
 
@@ -130,7 +148,7 @@ async def delete_user(
     request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
 ) -> Response:
     """The last active superuser cannot be deleted (409 `last_superuser`)."""
-    with audited(request, "delete_user", admin.id, user_id):
+    with audited(request, session, "delete_user", admin.id, user_id):
         await service.delete_user(session, store, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -145,6 +163,6 @@ async def revoke_user_sessions(
     request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
 ) -> Response:
     """The user stays; they log in again with their password."""
-    with audited(request, "revoke_sessions", admin.id, user_id) as fields:
+    with audited(request, session, "revoke_sessions", admin.id, user_id) as fields:
         fields["sessions_revoked"] = await service.revoke_sessions(session, store, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -88,6 +88,7 @@ async def get_auth(request: Request) -> Auth:
         limits=state[RATE_LIMITS],
         backend=state[BACKEND],
         metrics=state[METRICS],
+        sessionmaker=state[SESSIONMAKER],
     )
 
 

@@ -1,7 +1,6 @@
 """fastapi-users' user database and manager, adapted to this service.
 
 - The adapter flushes instead of committing: the request's session commits once.
-- Login is by username or email; unknown users cost a hash too (timing parity).
 - Hashing runs in a thread (argon2-cffi releases the GIL).
 - The password policy of API.md section 3.
 - Reset and verification mails go out in the background, so that forgot-password
@@ -20,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth import repository
 from app.auth.mail import MAIL, MailSender, run_in_background, send_in_background
-from app.auth.passwords import dummy_hash, hash_password, password_problem, verify_password
+from app.auth.passwords import hash_password, password_problem, verify_password
 from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore
-from app.db import SessionDep
+from app.db import SessionDep, after_commit
 from app.errors import AppError, ErrorCode
 from app.models import User
 from app.state import SETTINGS, state_of
@@ -91,21 +90,6 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
             raise exceptions.UserAlreadyExists() from exc
         await self.on_after_register(created, request)
         return created
-
-    async def authenticate_login(self, identifier: str, password: str) -> User | None:
-        """The user whose username or email is `identifier` and whose password matches."""
-        user = await repository.get_by_login(self.user_db.session, identifier)
-        if user is None:
-            # Same work as a wrong password, so timing does not reveal which it was
-            # (Django ticket #20760).
-            await verify_password(password, dummy_hash())
-            return None
-        verified, upgraded = await verify_password(password, user.hashed_password)
-        if not verified:
-            return None
-        if upgraded is not None:
-            await self.user_db.update(user, {"hashed_password": upgraded})
-        return user
 
     async def _update(self, user: User, update_dict: dict[str, Any]) -> User:
         validated: dict[str, Any] = {}
@@ -203,10 +187,14 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         # old password. A login that read the old hash before the commit can still finish
         # after it (sessions are not bound to the password): a narrow window, left open.
         revoked = await self.store.revoke_user(user.id)
-        security_log.info(
-            "password reset",
-            extra={"event": "password_reset", "actor": user.id, "sessions_revoked": revoked},
-        )
+
+        async def record() -> None:  # the outcome the user got: only once the new password is in
+            security_log.info(
+                "password reset",
+                extra={"event": "password_reset", "actor": user.id, "sessions_revoked": revoked},
+            )
+
+        after_commit(self.user_db.session, record)
 
 
 async def get_user_manager(request: Request, session: SessionDep) -> UserManager:

@@ -39,9 +39,11 @@ class RateLimits:
             storage_uri = settings.redis_url
             options = {
                 "key_prefix": f"{settings.redis_key_prefix}rl",
-                # A hanging Redis must become a 503 within seconds, as for sessions.
-                "socket_timeout": 2,
-                "socket_connect_timeout": 2,
+                # A hanging Redis must become a 503 within seconds, as for sessions. A
+                # hit that lands after its 503 counts an attempt that was refused anyway:
+                # the limit errs strict, never lenient.
+                "socket_timeout": settings.redis_timeout_seconds,
+                "socket_connect_timeout": settings.redis_timeout_seconds,
             }
         else:
             storage_uri = "memory://"

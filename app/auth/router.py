@@ -11,7 +11,6 @@ from app.auth.backend import StrategyDep
 from app.auth.cookies import CookiePolicy, CookiesDep
 from app.auth.csrf import CsrfDep
 from app.auth.deps import AuthDep, CurrentPrincipal
-from app.auth.manager import UserManagerDep
 from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, UserRead
 from app.errors import ErrorCode, error_response, responses
 
@@ -63,16 +62,13 @@ async def login(
     request: Request,
     body: LoginRequest,
     auth: AuthDep,
-    manager: UserManagerDep,
     strategy: StrategyDep,
     cookies: CookiesDep,
 ) -> JSONResponse:
     """Sets the session, refresh and CSRF cookies. A session (and its refresh token) sent
     with the request is revoked: a session the server did not issue at this login is never kept."""
     presented = (request.cookies.get(cookies.session), request.cookies.get(cookies.refresh))
-    user, new = await service.login(
-        auth, manager, strategy, body.username, body.password, presented=presented
-    )
+    user, new = await service.login(auth, strategy, body.username, body.password, presented=presented)
     out = LoginRead(
         user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
     )

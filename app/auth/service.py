@@ -15,16 +15,19 @@ from typing import Any
 
 from fastapi import Response
 from fastapi_users.authentication import AuthenticationBackend
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.audit import audit
+from app.auth import repository
 from app.auth.backend import SessionStrategy, as_library_strategy
 from app.auth.csrf import CsrfSigner
-from app.auth.manager import UserManager
+from app.auth.passwords import dummy_hash, verify_password
 from app.auth.principal import Principal
 from app.auth.ratelimit import RateLimits
 from app.auth.sessions.types import RefreshOutcome, SessionStore, Tokens
 from app.config import Settings
+from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
 from app.metrics import Metrics
 from app.models import User
@@ -41,6 +44,7 @@ class Auth:
     limits: RateLimits
     backend: AuthenticationBackend[User, int]
     metrics: Metrics
+    sessionmaker: async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +78,35 @@ def _subject(key: str, identifier: str) -> str:
     return hmac.new(key.encode(), identifier.casefold().encode(), hashlib.sha256).hexdigest()[:16]
 
 
+async def authenticate(
+    sessionmaker: async_sessionmaker[AsyncSession], identifier: str, password: str
+) -> User | None:
+    """The user whose username or email is `identifier` and whose password matches.
+
+    Each database step is a unit of work of its own, committed before the next step: a
+    login waiting for the hashing slot holds no connection (a burst of logins would hold
+    the pool idle in transaction), and once the session is written to Redis nothing is
+    left to commit, so no session is handed out for database work that then fails."""
+    async with transaction(sessionmaker) as session:
+        user = await repository.get_by_login(session, identifier)
+    if user is None:
+        # Same work as a wrong password, so timing does not reveal which it was
+        # (Django ticket #20760).
+        await verify_password(password, dummy_hash())
+        return None
+    verified, upgraded = await verify_password(password, user.hashed_password)
+    if not verified:
+        return None
+    if upgraded is not None:  # a legacy (bcrypt) hash, replaced by Argon2id
+        async with transaction(sessionmaker) as session:
+            current = await get_row(session, User, user.id)
+            if current is not None and current.hashed_password == user.hashed_password:
+                await repository.update(session, current, {"hashed_password": upgraded})
+    return user
+
+
 async def login(
     auth: Auth,
-    manager: UserManager,
     strategy: SessionStrategy,
     identifier: str,
     password: str,
@@ -92,7 +122,7 @@ async def login(
     except AppError:
         auth.metrics.login("rate_limited")
         raise
-    user = await manager.authenticate_login(identifier, password)
+    user = await authenticate(auth.sessionmaker, identifier, password)
     if user is None:
         _login_outcome(auth, "failure", subject=_subject(auth.settings.signing_key, identifier))
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
@@ -102,6 +132,7 @@ async def login(
         raise AppError(ErrorCode.USER_INACTIVE)
     if any(presented):
         await auth.store.end_login(*presented)
+    # Last, after every database step has committed: the session is the login's only effect.
     carrier = await auth.backend.login(as_library_strategy(strategy), user)
     assert strategy.issued is not None  # write_token ran
     new = NewSession(carrier, strategy.issued, auth.csrf.issue(strategy.issued.session))

@@ -1,118 +1,36 @@
-"""Fault fixtures: a Redis server the test owns, and a relay in front of the shared PostgreSQL.
+"""Fault fixtures: a Redis server the test owns, a relay in front of the shared PostgreSQL,
+and a whole deployment (two worker processes) on a PostgreSQL and a Redis of its own.
 
 The shared servers are never stopped or paused: Redis faults are real (terminate,
-SIGSTOP) on a throwaway `redis-server`, PostgreSQL faults are made by the relay
-(tests/faults/relay.py) between the app and the shared server.
+SIGSTOP) on a throwaway `redis-server`; PostgreSQL faults are made by the relay
+(tests/faults/relay.py) between the app and the shared server, or for real (SIGSTOP,
+a restart) on a throwaway cluster (tests/fixtures/servers.py).
 """
 
-import asyncio
-import os
-import signal
-import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio.to_thread
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.main import create_app
+from app.ops.bootstrap import migrate
 from tests.conftest import ClientFactory, client_factory, make_settings
+from tests.faults.deployment import Deployment
 from tests.faults.helpers import serving
 from tests.faults.relay import Relay
 from tests.fixtures.client import ApiClient
-from tests.fixtures.server import free_port
-
-# What the shared test server runs with, and the default here: nothing on disk.
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
-
-
-class ThrowawayRedis:
-    """A `redis-server` of our own on a free port: nothing shared, and nothing persisted
-    unless `persistence` says otherwise (it is read at each start)."""
-
-    def __init__(self, port: int, directory: Path) -> None:
-        self.port = port
-        self.directory = directory
-        self.persistence: tuple[str, ...] = NO_PERSISTENCE
-        self.process: subprocess.Popen[bytes] | None = None
-        self.paused = False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        assert self.process is None
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                *self.persistence,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        await self._wait_ready()
-
-    async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            assert self.process.poll() is None, "redis-server exited"
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                writer.write(b"PING\r\n")
-                if await asyncio.wait_for(reader.readline(), 1) == b"+PONG\r\n":
-                    return
-            finally:
-                writer.close()
-                await writer.wait_closed()
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"redis-server on port {self.port} did not answer within 10 s")
-
-    def stop(self) -> None:
-        """SIGTERM, as `docker compose restart` sends: the server is gone, and with it
-        every key it does not persist."""
-        if self.process is None:
-            return
-        self.resume()  # a stopped process does not act on SIGTERM until it is continued
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
-
-    async def restart(self) -> None:
-        self.stop()
-        await self.start()
-
-    def hang(self) -> None:
-        """Like `kill -STOP`: connections are accepted by the kernel, nothing answers."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        if self.process is not None and self.paused:
-            os.kill(self.process.pid, signal.SIGCONT)
-        self.paused = False
+from tests.fixtures.servers import ThrowawayPostgres, ThrowawayRedis
 
 
 @pytest.fixture
 async def throwaway_redis(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
-    server = ThrowawayRedis(free_port(), tmp_path)
+    server = ThrowawayRedis(tmp_path)
     await server.start()
     try:
         yield server
@@ -183,3 +101,41 @@ async def make_stack(
 @pytest.fixture
 async def stack(make_stack: StackFactory) -> Stack:
     return await make_stack()
+
+
+@pytest.fixture(scope="session")
+async def throwaway_postgres() -> AsyncIterator[ThrowawayPostgres]:
+    """One cluster for the run (initdb takes a second); each test makes its own database."""
+    server = ThrowawayPostgres()
+    server.init()
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+async def deployment(
+    throwaway_postgres: ThrowawayPostgres, throwaway_redis: ThrowawayRedis, request: pytest.FixtureRequest
+) -> AsyncIterator[Deployment]:
+    """Two worker processes on a database of this test's own in the throwaway cluster and
+    on the throwaway Redis. Whatever the test paused is resumed before they stop."""
+    throwaway_postgres.resume()
+    if throwaway_postgres.process is None:  # a test stopped it
+        await throwaway_postgres.start()
+    name = "faults_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:40]
+    admin = await asyncpg.connect(f"{throwaway_postgres.url}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{throwaway_postgres.url}/{name}"
+    await anyio.to_thread.run_sync(migrate, make_settings(url, "unused:"))
+    made = Deployment(throwaway_postgres, throwaway_redis, url)
+    try:
+        await anyio.to_thread.run_sync(made.start_workers)
+        yield made
+    finally:
+        await made.close()

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -14,8 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.auth.cookies import COOKIES
 from app.auth.principal import SessionUser
-from app.auth.sessions import SESSION_STORE
-from app.auth.sessions.types import LATE_AFTER_SECONDS
+from app.auth.sessions import SESSION_STORE, deadline, redis_store
 from app.state import SETTINGS, state_of
 from tests.faults.helpers import (
     all_at_once,
@@ -161,13 +161,19 @@ async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resum
     await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
 
 
-async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(stack):
+@pytest.mark.parametrize("skew", [0, 30, -30], ids=["same-clock", "host-ahead", "host-behind"])
+async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(stack, monkeypatch, skew):
     # Redis stops answering just as a refresh and a login are sent (the store's calls,
     # made here directly: through HTTP, an earlier call of the same request would time
     # out first). They time out (the user gets 503) and wait in Redis's socket buffer.
-    # Run when it resumes, over 5 s later, the rotation would leave this browser's refresh
-    # token "already rotated" (a logout the user never asked for) and the login would be
-    # one nobody holds, listed among the user's sessions.
+    # Run when it resumes, just after the client gave up, the rotation would leave this
+    # browser's refresh token "already rotated" (a logout the user never asked for) and the
+    # login would be one nobody holds, listed among the user's sessions. The deadline is
+    # checked on Redis's clock, which this host's may be 30 s ahead of or behind.
+    real_time = time.time
+    clock = SimpleNamespace(time=lambda: real_time() + skew, monotonic=time.monotonic)
+    monkeypatch.setattr(deadline, "time", clock)
+    monkeypatch.setattr(redis_store, "time", clock)
     store, settings = state_of(stack.app)[SESSION_STORE], state_of(stack.app)[SETTINGS]
     user = stack.client()
     account = await register(user)
@@ -198,7 +204,8 @@ async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(st
     ]
     for outcome in await asyncio.gather(*late_calls, return_exceptions=True):
         assert isinstance(outcome, RedisTimeoutError), outcome
-    await asyncio.sleep(max(0.0, sent + LATE_AFTER_SECONDS + 1 - time.monotonic()))
+    # Resumed just after the client's timeout: the window the old 5 s guard left open.
+    await asyncio.sleep(max(0.0, sent + settings.redis_timeout_seconds + 0.3 - time.monotonic()))
     stack.redis.resume()
 
     # The browser's cookies still work and refresh once, as if nothing had happened.

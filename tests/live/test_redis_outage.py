@@ -11,8 +11,8 @@ from app.live.hub import CLOSE_REVOKED
 from app.main import create_app
 from app.state import state_of
 from tests.conftest import client_factory, make_settings, serving
-from tests.faults.conftest import ThrowawayRedis, free_port
 from tests.fixtures.client import login, register
+from tests.fixtures.servers import ThrowawayRedis
 from tests.live.conftest import cookie_of, uvicorn_serving
 from tests.live.helpers import close_code, create_item, expect_event, open_socket, refused_status
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[ThrowawayRedis]:
-    server = ThrowawayRedis(free_port(), tmp_path)
+    server = ThrowawayRedis(tmp_path)
     await server.start()
     try:
         yield server

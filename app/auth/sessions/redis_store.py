@@ -5,14 +5,16 @@ round trip (app/redis.py AutoPipeline). The key layout is in this package's docs
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.auth.principal import SessionUser
 from app.auth.sessions import lua
+from app.auth.sessions.deadline import RedisClock
 from app.auth.sessions.types import (
-    LATE_AFTER_SECONDS,
     SEEN_RESOLUTION_SECONDS,
     USER_CACHE_SECONDS,
     ActiveSession,
@@ -31,12 +33,7 @@ from app.redis import AutoPipeline
 logger = logging.getLogger(__name__)
 
 
-def _clock_ahead() -> None:
-    logger.warning(
-        "Redis's clock runs over %s s ahead of this host's: a login or refresh was taken for late; "
-        "check NTP on both",
-        LATE_AFTER_SECONDS,
-    )
+GuardedCall = Callable[[float], Awaitable[list[Any]]]
 
 
 class RedisSessionStore:
@@ -49,19 +46,29 @@ class RedisSessionStore:
         self._end_login = redis.register_script(lua.END_LOGIN)
         self._revoke_login = redis.register_script(lua.REVOKE_LOGIN)
         self._revoke_user = redis.register_script(lua.REVOKE_USER)
+        self.clock = RedisClock(redis)
+
+    async def _before_deadline(self, call: GuardedCall) -> list[Any]:
+        """Runs a guarded script (deadline.py) and returns what it returned after the clock.
+        "Late" with its reply in our hands means Redis ran it in the margin before we would
+        have given up: it changed nothing, so it is sent once more with a new deadline."""
+        for _attempt in range(2):
+            seconds, micros, *result = await call(await self.clock.deadline())
+            self.clock.observe(seconds, micros)
+            if result[0] not in ("late", 0):
+                return result
+            logger.warning("a session script reached Redis too late to run; sending it once more")
+        raise RedisTimeoutError("Redis ran a session script too late twice")
 
     async def create(
         self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
     ) -> Tokens:
         session, refresh, login_id = new_token(), new_token(), new_login_id()
-        now = time.time()
         args: list[str | int | float] = [
-            self.prefix, now, min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
+            self.prefix, time.time(), min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
             token_hash(session), token_hash(refresh), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
         ]  # fmt: skip
-        if not await self._create(args=[*args, now + LATE_AFTER_SECONDS]):
-            _clock_ahead()
-            await self._create(args=[*args, 0])
+        await self._before_deadline(lambda deadline: self._create(args=[*args, deadline]))
         return Tokens(session, refresh, min(session_ttl, refresh_ttl), refresh_ttl, login_id)
 
     async def read(self, token: str) -> ActiveSession | None:
@@ -88,10 +95,7 @@ class RedisSessionStore:
             token_hash(refresh),
             session_ttl,
         ]
-        row = await self._refresh(keys=keys, args=[*args, now + LATE_AFTER_SECONDS])
-        if row[0] == "late":
-            _clock_ahead()
-            row = await self._refresh(keys=keys, args=[*args, 0])
+        row = await self._before_deadline(lambda deadline: self._refresh(keys=keys, args=[*args, deadline]))
         outcome = RefreshOutcome(row[0])
         user_id = int(row[1]) if len(row) > 1 else None
         login_id = row[2] if len(row) > 2 else None

@@ -14,14 +14,6 @@ from app.auth.principal import SessionUser
 MAX_TOKEN_LENGTH = 128
 SEEN_RESOLUTION_SECONDS = 60
 USER_CACHE_SECONDS = 24 * 3600
-# A login or a refresh that reaches Redis this long after it was sent is dropped: its
-# caller has answered 503 by then (API.md: within 5 s), so running it would only make
-# tokens nobody holds: a login no one can use, or a rotation that leaves the browser's
-# refresh token "already rotated", a logout the user never asked for. Happens when
-# commands wait in the socket buffer of a paused or overloaded Redis. The deadline is
-# read on Redis's clock; an answer "late" that reaches us anyway can only mean that clock
-# runs ahead of ours (we were still waiting), so the call is made again without one.
-LATE_AFTER_SECONDS = 5
 # Live updates (app/live): the channel, under the key prefix, naming the logins a script ended.
 REVOKED_CHANNEL = "live:revoked"
 

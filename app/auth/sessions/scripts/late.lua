@@ -1,6 +1,7 @@
--- Whether the caller has given up on this command: see LATE_AFTER_SECONDS in types.py.
+-- The deadline of a script that creates or rotates tokens (app/auth/sessions/deadline.py):
+-- `late(deadline)` is true once Redis's clock has passed it. `clock` is returned to the
+-- caller, which keeps its estimate of Redis's clock from it.
+local clock = redis.call('TIME')
 local function late(deadline)
-  if tonumber(deadline) == 0 then return false end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000 > tonumber(deadline)
+  return tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > tonumber(deadline)
 end

@@ -1,5 +1,6 @@
 -- Every authenticated request: the session, its login (last seen bumped at most once per
 -- ARGV[2] seconds) and the user snapshot, in one round trip.
+-- No deadline: it changes only when the login was last seen.
 -- KEYS[1] s:<hash>; ARGV: now, seen resolution, prefix
 local s = redis.call('HMGET', KEYS[1], 'uid', 'fam')
 if not s[1] then return false end
