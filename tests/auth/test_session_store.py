@@ -77,7 +77,7 @@ async def test_malformed_session_cookies_are_401_never_5xx(make_client):
 
 @pytest.mark.parametrize("skew", [30, -30], ids=["host-ahead", "host-behind"])
 async def test_a_host_clock_apart_from_redis_does_not_stop_logins_or_refreshes(
-    make_client, monkeypatch, caplog, skew
+    make_client, monkeypatch, skew
 ):
     # The deadline of a login or a refresh is checked on Redis's clock; the store keeps its
     # estimate of that clock from Redis's own replies, so 30 s of difference either way
