@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     ALREADY_VERIFIED = "already_verified"
     RATE_LIMITED = "rate_limited"
     BAD_REQUEST = "bad_request"
+    REQUEST_HEADERS_TOO_LARGE = "request_headers_too_large"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
 
@@ -56,6 +57,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.ALREADY_VERIFIED: 400,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.REQUEST_HEADERS_TOO_LARGE: 431,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
@@ -78,6 +80,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.ALREADY_VERIFIED: "This email address is already verified.",
     ErrorCode.RATE_LIMITED: "Too many requests.",
     ErrorCode.BAD_REQUEST: "Bad request.",
+    ErrorCode.REQUEST_HEADERS_TOO_LARGE: "The request's headers are too large.",
     ErrorCode.INTERNAL_ERROR: "Internal server error.",
     ErrorCode.SERVICE_UNAVAILABLE: "A backing service is unavailable; try again shortly.",
 }

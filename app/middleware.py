@@ -5,9 +5,10 @@ import re
 import time
 import uuid
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.cookie_header import parse
 from app.errors import ErrorCode, error_response, unavailable
 from app.logs import request_id_var
 from app.metrics import Metrics, RouteTemplates
@@ -17,6 +18,11 @@ logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("app.access")
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Refused before anything parses them (README "Security"): no header of ours comes near,
+# a browser's Cookie header for this site stays far below, and parsing a 48 KB Cookie
+# was what froze a worker (CVE-2024-7592). The Caddyfile caps what reaches us above these.
+MAX_HEADER_BYTES = 8192
+MAX_HEADERS_BYTES = 16384
 
 
 class RequestContextMiddleware:
@@ -32,7 +38,7 @@ class RequestContextMiddleware:
         self, app: ASGIApp, *, credential_cookies: tuple[str, ...], metrics: Metrics | None = None
     ) -> None:
         self.app = app
-        self.credential_markers = tuple(f"{name}=" for name in credential_cookies)
+        self.credential_cookies = credential_cookies
         self.metrics = metrics
         self.routes = RouteTemplates()
 
@@ -40,17 +46,26 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        incoming = headers.get("x-request-id", "")
+        incoming, cookie_header, refusal = _read_headers(scope)
         request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        cookies = parse(cookie_header) if refusal is None else None
+        if cookies is not None:
+            state["cookies"] = cookies
+            if not cookies.clean:
+                refusal = ErrorCode.BAD_REQUEST
         reset = request_id_var.set(request_id)
         try:
             if scope["type"] == "websocket":
+                if refusal is not None:
+                    await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+                    return
                 await self.app(scope, receive, send)
                 return
-            cookie_header = headers.get("cookie", "")
-            carries_credentials = any(marker in cookie_header for marker in self.credential_markers)
+            carries_credentials = cookies is not None and any(
+                cookies.count(n) for n in self.credential_cookies
+            )
             started = False
             status = 500  # what a response that never started counts as
             began = time.perf_counter()
@@ -68,6 +83,9 @@ class RequestContextMiddleware:
                 await send(message)
 
             try:
+                if refusal is not None:
+                    await _refused(refusal)(scope, receive, send_with_headers)
+                    return
                 await self.app(scope, receive, send_with_headers)
             except Exception as exc:
                 if started:
@@ -105,3 +123,31 @@ class RequestContextMiddleware:
                     "ip": client[0] if client else None,
                 },
             )
+
+
+def _read_headers(scope: Scope) -> tuple[str, str, ErrorCode | None]:
+    """The request id and Cookie headers, and whether the headers are too large to read."""
+    incoming, cookie, total, refusal = "", "", 0, None
+    for key, value in scope["headers"]:
+        size = len(key) + len(value)
+        total += size
+        if size > MAX_HEADER_BYTES:
+            refusal = ErrorCode.REQUEST_HEADERS_TOO_LARGE
+        elif key == b"x-request-id":
+            incoming = value.decode("latin-1")
+        elif key == b"cookie":
+            # Several Cookie headers (HTTP/2 splits them) are one list (RFC 9113 8.2.3).
+            text = value.decode("latin-1")
+            cookie = f"{cookie}; {text}" if cookie else text
+    if total > MAX_HEADERS_BYTES or len(cookie) > MAX_HEADER_BYTES:
+        refusal = ErrorCode.REQUEST_HEADERS_TOO_LARGE
+    return incoming, cookie, refusal
+
+
+def _refused(code: ErrorCode) -> ASGIApp:
+    message = {
+        ErrorCode.REQUEST_HEADERS_TOO_LARGE: f"Request headers over {MAX_HEADER_BYTES} bytes each or {MAX_HEADERS_BYTES} in all are refused.",
+        ErrorCode.BAD_REQUEST: "The Cookie header could not be parsed.",
+    }[code]
+    # Sent with Connection: close: nothing else on this connection is worth reading.
+    return error_response(code, message, headers={"Connection": "close"})

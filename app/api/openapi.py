@@ -192,13 +192,13 @@ def _common_errors(
     """The errors this operation can answer from outside its own code."""
     method, path = key
     codes = [ErrorCode.INTERNAL_ERROR]  # an unhandled exception, anywhere
+    # app/middleware.py refuses any request whose headers are too large or whose Cookie
+    # header does not parse cleanly, before routing.
+    codes += [ErrorCode.REQUEST_HEADERS_TOO_LARGE, ErrorCode.BAD_REQUEST]
     if key not in _NO_BACKING_SERVICE:
         codes.append(ErrorCode.SERVICE_UNAVAILABLE)
     if operation.get("parameters") or operation.get("requestBody"):
         codes.append(ErrorCode.VALIDATION_ERROR)
-    if operation.get("requestBody"):
-        # FastAPI's answer to a body it cannot even decode (not UTF-8), before validation.
-        codes.append(ErrorCode.BAD_REQUEST)
     if method in UNSAFE_METHODS and path.startswith("/api/"):  # app/auth/csrf.py's scope
         codes.append(ErrorCode.CSRF_FAILED)
     if _session(key, calls) is True:

@@ -28,6 +28,7 @@ from app.auth.principal import snapshot
 from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore, Tokens
 from app.config import Settings
+from app.cookie_header import cookies_of
 from app.models import User
 from app.state import SETTINGS, Key, state_of
 
@@ -95,7 +96,7 @@ async def get_strategy(request: Request) -> SessionStrategy:
         state[SETTINGS],
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
-        refresh_token=request.cookies.get(state[COOKIES].refresh),
+        refresh_token=cookies_of(request.scope).get(state[COOKIES].refresh),
     )
 
 

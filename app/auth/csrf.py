@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Collection
-from http.cookies import SimpleCookie
 from logging import WARNING
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.audit import audit
 from app.auth.cookies import CookiePolicy
+from app.cookie_header import cookies_of
 from app.errors import ErrorCode, error_response
 from app.state import Key, dependency
 
@@ -59,15 +59,6 @@ class CsrfSigner:
         """Valid for this session with at least half its life left: handed out again, so
         that one tab asking for a token does not invalidate the one another tab holds."""
         return bool(token) and self.valid(str(token), session_token, max_age=max(1, self.max_age // 2))
-
-
-def parse_cookies(cookie_header: str) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except Exception:  # a malformed Cookie header carries no usable credential
-        return {}
-    return {key: morsel.value for key, morsel in jar.items()}
 
 
 def own_origin(scope: Scope, headers: Headers) -> str:
@@ -122,7 +113,8 @@ class CsrfMiddleware:
         sent = headers.get(CSRF_HEADER)
         if not sent:
             return "missing header"
-        cookies = parse_cookies(headers.get("cookie", ""))
+        # The same parse of the Cookie header that authentication reads (app/cookie_header.py).
+        cookies = cookies_of(scope)
         cookie = cookies.get(self.cookies.csrf)
         if not cookie:
             return "missing cookie"

@@ -13,6 +13,7 @@ from app.auth.principal import Principal, SessionUser, snapshot
 from app.auth.ratelimit import RATE_LIMITS
 from app.auth.service import Auth
 from app.auth.sessions import SESSION_STORE
+from app.cookie_header import cookies_of
 from app.db import SESSIONMAKER, get_row
 from app.errors import AppError, ErrorCode
 from app.metrics import METRICS
@@ -38,7 +39,7 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
     Takes any connection so that the live-updates WebSocket (app/live) authenticates
     exactly as an HTTP request does: same cookie, same store read, same rules."""
     state = state_of(request)
-    token = request.cookies.get(state[COOKIES].session)
+    token = cookies_of(request.scope).get(state[COOKIES].session)
     if not token:
         return None
     active = await state[SESSION_STORE].read(token)
