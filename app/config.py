@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     login_rate_limit: str = "5/minute"
     register_rate_limit: str = "10/hour"
+    # Rotations per login (the SPA refreshes once per session lifetime, tabs share it):
+    # a client looping on refresh gets 429 instead of filling Redis.
+    refresh_rate_limit: str = "10/minute"
 
     docs_enabled: bool | None = None  # None: on outside production
     sentry_dsn: str | None = None

@@ -21,6 +21,7 @@ from slowapi import Limiter
 from starlette.requests import HTTPConnection
 
 from app.audit import audit, client_ip
+from app.auth.sessions.types import RefreshLimit
 from app.config import Settings
 from app.errors import AppError, ErrorCode
 from app.state import Key, state_of
@@ -30,6 +31,9 @@ from app.state import Key, state_of
 class Limits:
     login: RateLimitItem
     register: RateLimitItem
+    # Counted by the session store itself, in the login's record, in the same round trip
+    # as the rotation (app/auth/sessions/scripts/refresh.lua).
+    refresh: RefreshLimit
 
 
 class RateLimits:
@@ -56,8 +60,11 @@ class RateLimits:
             in_memory_fallback_enabled=False,
             # slowapi also reads RATELIMIT_* variables (environment, .env); we set none.
         )
+        refresh = parse(settings.refresh_rate_limit)
         self.limits = Limits(
-            login=parse(settings.login_rate_limit), register=parse(settings.register_rate_limit)
+            login=parse(settings.login_rate_limit),
+            register=parse(settings.register_rate_limit),
+            refresh=RefreshLimit(refresh.amount, refresh.get_expiry()),
         )
 
     def _hit(self, item: RateLimitItem, *identifiers: str) -> int | None:

@@ -12,6 +12,7 @@ from app.auth.cookies import CookiePolicy, CookiesDep
 from app.auth.csrf import CsrfDep
 from app.auth.deps import AuthDep, CurrentPrincipal
 from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, UserRead
+from app.cookie_header import cookies_of
 from app.errors import ErrorCode, error_response, responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -39,7 +40,8 @@ async def get_csrf_token(request: Request, cookies: CookiesDep, csrf: CsrfDep) -
     """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
     The token is bound to the session cookie the browser holds now (none before login);
     while the CSRF cookie holds a token still good for that session, it is that one."""
-    session, held = request.cookies.get(cookies.session), request.cookies.get(cookies.csrf)
+    sent = cookies_of(request.scope)
+    session, held = sent.get(cookies.session), sent.get(cookies.csrf)
     token = held if held and csrf.reusable(held, session) else csrf.issue(session)
     response = JSONResponse({"csrf_token": token})
     cookies.set_csrf(response, token, csrf.max_age)
@@ -67,7 +69,8 @@ async def login(
 ) -> JSONResponse:
     """Sets the session, refresh and CSRF cookies. A session (and its refresh token) sent
     with the request is revoked: a session the server did not issue at this login is never kept."""
-    presented = (request.cookies.get(cookies.session), request.cookies.get(cookies.refresh))
+    sent = cookies_of(request.scope)
+    presented = (sent.get(cookies.session), sent.get(cookies.refresh))
     user, new = await service.login(auth, strategy, body.username, body.password, presented=presented)
     out = LoginRead(
         user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
@@ -79,7 +82,7 @@ async def login(
     "/refresh",
     response_model=RefreshRead,
     summary="Rotate the session and refresh tokens",
-    responses=responses(ErrorCode.INVALID_REFRESH_TOKEN, ErrorCode.CSRF_FAILED),
+    responses=responses(ErrorCode.INVALID_REFRESH_TOKEN, ErrorCode.CSRF_FAILED, ErrorCode.RATE_LIMITED),
 )
 async def refresh(request: Request, auth: AuthDep, cookies: CookiesDep) -> Response:
     """Uses the refresh cookie (sent only to /api/v1/auth). Both tokens are replaced and
@@ -87,9 +90,16 @@ async def refresh(request: Request, auth: AuthDep, cookies: CookiesDep) -> Respo
 
     A refresh token that was already rotated is refused: within
     REFRESH_REUSE_GRACE_SECONDS (two tabs refreshing at once) nothing else happens;
-    later, it is treated as stolen and the whole login is revoked."""
+    later, it is treated as stolen and the whole login is revoked.
+
+    A login rotates at most REFRESH_RATE_LIMIT times per window (429 with Retry-After;
+    nothing changes). A refresh cookie sent twice, or one of another login than the
+    session cookie sent with it, is refused with 401 and changes nothing."""
     try:
-        new = await service.refresh(auth, request.cookies.get(cookies.refresh))
+        sent = cookies_of(request.scope)
+        # Two refresh cookies (one planted with Domain= from a sibling subdomain): neither
+        # is trusted; get() answers None for an ambiguous name.
+        new = await service.refresh(auth, sent.get(cookies.refresh), sent.get(cookies.session))
     except service.RefreshRefused as refused:
         response = error_response(refused.code)
         if refused.clear_cookies:
@@ -106,7 +116,7 @@ async def refresh(request: Request, auth: AuthDep, cookies: CookiesDep) -> Respo
 )
 async def logout(request: Request, auth: AuthDep, strategy: StrategyDep, cookies: CookiesDep) -> Response:
     """The cookies are cleared even when the session was already gone (then 401)."""
-    carrier = await service.logout(auth, strategy, request.cookies.get(cookies.session))
+    carrier = await service.logout(auth, strategy, cookies_of(request.scope).get(cookies.session))
     if carrier is None:
         response = error_response(ErrorCode.NOT_AUTHENTICATED)
         cookies.clear_all(response)

@@ -10,7 +10,7 @@ behind the session cookie. Nothing here commits: the request's session does.
 import hashlib
 import hmac
 from dataclasses import dataclass
-from logging import WARNING
+from logging import INFO, WARNING
 from typing import Any
 
 from fastapi import Response
@@ -140,35 +140,47 @@ async def login(
     return user, new
 
 
-async def refresh(auth: Auth, token: str | None) -> NewSession:
+async def refresh(auth: Auth, token: str | None, session: str | None) -> NewSession:
     """Both tokens replaced, the old pair revoked at once, the login's end unchanged. A
     refresh token already rotated is refused: within REFRESH_REUSE_GRACE_SECONDS (two tabs
-    refreshing at once) nothing else happens; later the whole login is revoked."""
+    refreshing at once) nothing else happens; later the whole login is revoked. `session`
+    is the session cookie sent with it: one of another login refuses the refresh (a refresh
+    cookie planted from a sibling subdomain must not swap the browser's account)."""
     if not token:
         raise RefreshRefused(clear_cookies=False)
     settings = auth.settings
     result = await auth.store.refresh(
-        token, session_ttl=settings.access_token_seconds, grace=settings.refresh_reuse_grace_seconds
+        token,
+        session_ttl=settings.access_token_seconds,
+        grace=settings.refresh_reuse_grace_seconds,
+        session=session,
+        limit=auth.limits.limits.refresh,
     )
-    if result.outcome is RefreshOutcome.ROTATED and result.tokens is not None:
+    outcome, actor, login_id = result.outcome, result.user_id, result.login_id
+    if outcome is RefreshOutcome.ROTATED and result.tokens is not None:
         carrier = await auth.backend.transport.get_login_response(result.tokens.session)
         new = NewSession(carrier, result.tokens, auth.csrf.issue(result.tokens.session))
-        audit(auth.request, "refresh", "success", actor=result.user_id, login=result.login_id)
+        audit(auth.request, "refresh", "success", actor=actor, login=login_id)
         return new
-    if result.outcome is RefreshOutcome.GRACE:
-        audit(auth.request, "refresh", "grace", actor=result.user_id, login=result.login_id)
-        raise RefreshRefused(clear_cookies=False)
-    if result.outcome is RefreshOutcome.REUSED:
+    if outcome is RefreshOutcome.LIMITED:
+        audit(auth.request, "rate_limited", "denied", actor=actor, scope="refresh", login=login_id)
+        raise AppError(ErrorCode.RATE_LIMITED, headers={"Retry-After": str(result.retry_after or 1)})
+    if outcome in (RefreshOutcome.GRACE, RefreshOutcome.MISMATCH):
+        # A concurrent tab already rotated it, or the browser's session is another login's:
+        # change nothing, not even the cookies.
         audit(
             auth.request,
-            "refresh_reuse",
-            "login_revoked",
-            actor=result.user_id,
-            login=result.login_id,
-            level=WARNING,
+            "refresh",
+            outcome.value,
+            actor=actor,
+            login=login_id,
+            level=WARNING if outcome is RefreshOutcome.MISMATCH else INFO,
         )
+        raise RefreshRefused(clear_cookies=False)
+    if outcome is RefreshOutcome.REUSED:
+        audit(auth.request, "refresh_reuse", "login_revoked", actor=actor, login=login_id, level=WARNING)
     else:
-        audit(auth.request, "refresh", "invalid", actor=result.user_id)
+        audit(auth.request, "refresh", "invalid", actor=actor)
     raise RefreshRefused(clear_cookies=True)
 
 

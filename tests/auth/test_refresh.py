@@ -185,3 +185,82 @@ async def test_login_revokes_the_refresh_token_it_was_sent(make_client):
     await login(client, account)
     response = await refresh_with(make_client(), old_refresh)
     assert response.status_code == 401
+
+
+async def keys_under(redis, prefix: str) -> set[str]:
+    return {key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
+
+
+async def test_rotations_keep_nothing_behind_and_logout_leaves_no_record(user, redis, settings):
+    # Each rotation used to leave a rotated-token record alive for the login's whole
+    # lifetime, logout included: a client refreshing in a loop grew Redis without bound.
+    client, account = user
+    prefix = settings.redis_key_prefix
+    (login_id,) = await redis.smembers(f"{prefix}uf:{account.id}")
+    before = await keys_under(redis, prefix)
+    for _ in range(9):
+        assert (await client.post(f"{API}/auth/refresh")).status_code == 200
+    grown = await keys_under(redis, prefix) - before
+    assert len(grown) == 1, grown  # the live session token, which replaced the first one
+    assert (await client.post(f"{API}/auth/logout")).status_code == 200
+    after = await keys_under(redis, prefix)
+    assert not after - before, after - before
+    assert f"{prefix}f:{login_id}" not in after
+    assert not await redis.smembers(f"{prefix}uf:{account.id}")
+
+
+async def test_a_login_refreshing_past_its_rate_limit_gets_429_and_stays_logged_in(
+    user, make_client, settings
+):
+    client, account = user
+    other_device = make_client()
+    await login(other_device, account)
+    allowed = int(settings.refresh_rate_limit.split("/")[0])
+    for _ in range(allowed):
+        assert (await client.post(f"{API}/auth/refresh")).status_code == 200
+    session = client.session_token
+    response = await client.post(f"{API}/auth/refresh")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert "set-cookie" not in response.headers
+    assert await me(client, session) == 200  # refused, not logged out
+    assert (await other_device.post(f"{API}/auth/refresh")).status_code == 200  # per login
+
+
+async def test_two_refresh_cookies_are_refused_and_change_nothing(user, make_client):
+    # An attacker on a sibling subdomain can plant `__Secure-refresh` with Domain=; the
+    # browser then sends both. Neither is trusted: reading the last one swapped accounts.
+    victim, _ = user
+    attacker = make_client()
+    await login(attacker, await register(attacker))
+    planted, own = attacker.cookies.get(REFRESH), victim.cookies.get(REFRESH)
+    csrf = await victim.csrf_token()
+    for pair in ((planted, own), (own, planted)):
+        response = await victim.post(
+            f"{API}/auth/refresh",
+            headers={
+                "X-CSRF-Token": csrf,
+                "Cookie": f"{REFRESH}={pair[0]}; {REFRESH}={pair[1]}; __Host-csrftoken={csrf}; "
+                f"__Host-session={victim.session_token}",
+            },
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_refresh_token"
+        assert "__Host-session" not in set_cookies(response)
+    assert await me(victim) == 200
+    assert (await attacker.post(f"{API}/auth/refresh")).status_code == 200  # not rotated either
+
+
+async def test_a_refresh_token_of_another_login_than_the_session_cookie_is_refused(user, make_client):
+    victim, victim_account = user
+    attacker = make_client()
+    await login(attacker, await register(attacker))
+    planted = attacker.cookies.get(REFRESH)
+    response = await refresh_with(victim, planted)  # with the victim's session cookie
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_refresh_token"
+    assert "set-cookie" not in response.headers
+    profile = await victim.get(f"{API}/users/me")
+    assert profile.json()["id"] == victim_account.id
+    assert (await attacker.post(f"{API}/auth/refresh")).status_code == 200  # its owner's login goes on

@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.auth.cookies import COOKIES
 from app.auth.principal import SessionUser
 from app.auth.sessions import SESSION_STORE, deadline, redis_store
+from app.auth.sessions.types import RefreshLimit
 from app.state import SETTINGS, state_of
 from tests.faults.helpers import (
     all_at_once,
@@ -199,7 +200,13 @@ async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(st
     stack.redis.hang()
     sent = time.monotonic()
     late_calls = [
-        store.refresh(refresh_token, session_ttl=settings.access_token_seconds, grace=10),
+        store.refresh(
+            refresh_token,
+            session_ttl=settings.access_token_seconds,
+            grace=10,
+            session=None,
+            limit=RefreshLimit(10, 60),
+        ),
         store.create(snapshot, session_ttl=60, refresh_ttl=600, user_agent="late", ip="192.0.2.1"),
     ]
     for outcome in await asyncio.gather(*late_calls, return_exceptions=True):

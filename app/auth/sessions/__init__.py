@@ -3,24 +3,30 @@
 A *login* (what users see as "a session" and can list and revoke) starts when a
 password is typed and lasts at most REFRESH_TOKEN_EXPIRE_DAYS. It owns exactly one
 live session token (the cookie every request carries, ACCESS_TOKEN_EXPIRE_MINUTES)
-and one live refresh token. Refreshing rotates both; the rotated refresh token is
-kept, marked, until the login's end, so that presenting it again is recognised as
-reuse (RFC 9700 4.14.2): within REFRESH_REUSE_GRACE_SECONDS it is a second tab and
-changes nothing; later it revokes the whole login, and no other login of the user.
+and one live refresh token. Refreshing rotates both. A refresh token names its login and
+its generation, with a MAC (types.RefreshTokens), so presenting an earlier generation
+again is recognised as reuse (RFC 9700 4.14.2) from the login's own record, with nothing
+kept per rotation: within REFRESH_REUSE_GRACE_SECONDS of the last rotation it is a second
+tab and changes nothing; later it revokes the whole login, and no other login of the user.
+A login rotates at most REFRESH_RATE_LIMIT times per window; a user holds at most
+MAX_LOGINS_PER_USER logins (the next ends the oldest).
 
 The Redis key layout (this is the one place it is written down; every key starts with
 REDIS_KEY_PREFIX):
 
   s:<sha256(session token)>  hash    uid, fam                     TTL = session lifetime
-  r:<sha256(refresh token)>  hash    uid, fam, rot (rotated at)   TTL = rest of the login
-  f:<login id>               hash    uid, created, seen, ua, ip, exp, s, r   (the login)
+  f:<login id>               hash    the login: uid, created, seen, ua, ip, exp (its end),
+                                     s (its session's hash), g (refresh generation),
+                                     rt (last rotation), rc, rw (rotations in the window
+                                     that began at rw)            TTL = rest of the login
   uf:<user id>               set     login ids of the user (revoke all, list)
   u:<user id>                string  JSON snapshot of the user (the hot-path cache)
   rl...                      the rate limiter's windows (app/auth/ratelimit.py)
   live:items, live:revoked   pub/sub channels of the live updates (app/live/broadcast.py)
 
-Redis never holds a usable token: cookies are only ever hashed. The login id is a
-separate random value, the one shown to users. Every change is one Lua script
+Redis never holds a usable token: session cookies are only ever hashed, and refresh
+tokens need the MAC key, which is not there. The login id is a random value, the one
+shown to users in their sessions list. Every change is one Lua script
 (scripts/), so concurrent refreshes of one token cannot both succeed. The scripts
 build key names from the prefix, so they assume one Redis server (not Cluster).
 

@@ -4,7 +4,7 @@ from redis.asyncio import Redis
 
 from app.auth.sessions.memory_store import LoginsEnded, MemorySessionStore
 from app.auth.sessions.redis_store import RedisSessionStore
-from app.auth.sessions.types import SessionStore
+from app.auth.sessions.types import RefreshTokens, SessionStore
 from app.config import Settings
 
 
@@ -13,6 +13,7 @@ def create_session_store(
 ) -> SessionStore:
     """`redis` is the app's client (None on the embedded default). `on_logins_ended` is for
     the memory store only: in Redis the scripts publish ended logins to every worker."""
+    refresh_tokens = RefreshTokens(settings.signing_key)
     if redis is None:
-        return MemorySessionStore(on_logins_ended)
-    return RedisSessionStore(redis, prefix=settings.redis_key_prefix)
+        return MemorySessionStore(refresh_tokens, on_logins_ended)
+    return RedisSessionStore(redis, prefix=settings.redis_key_prefix, refresh_tokens=refresh_tokens)

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 from app.auth.principal import SessionUser
 from app.auth.sessions.types import (
+    MAX_LOGINS_PER_USER,
     SEEN_RESOLUTION_SECONDS,
     ActiveSession,
     LoginInfo,
+    RefreshLimit,
     RefreshOutcome,
     RefreshResult,
+    RefreshTokens,
     Tokens,
     new_login_id,
     new_token,
@@ -27,14 +30,17 @@ LoginsEnded = Callable[[list[str]], object]
 class _Login:
     info: LoginInfo
     expires: float
-    session: str  # token hashes
-    refresh: str
+    session: str  # the live session token's hash
+    generation: int = 0  # of the refresh token it would rotate
+    rotated_at: float = 0.0
+    rotations: int = 0  # in the window that began at window_start
+    window_start: float = 0.0
 
 
 class MemorySessionStore:
-    def __init__(self, on_logins_ended: LoginsEnded | None = None) -> None:
+    def __init__(self, refresh_tokens: RefreshTokens, on_logins_ended: LoginsEnded | None = None) -> None:
+        self.refresh_tokens = refresh_tokens
         self.sessions: dict[str, tuple[str, float]] = {}  # hash -> (login id, expires)
-        self.refreshes: dict[str, tuple[str, float, float | None]] = {}  # hash -> (login, expires, rotated)
         self.logins: dict[str, _Login] = {}
         self.users: dict[int, SessionUser] = {}
         # Told the ids of logins as they end, as the Redis scripts publish them: there is
@@ -53,18 +59,16 @@ class MemorySessionStore:
         if login is None:
             return False
         self.sessions.pop(login.session, None)
-        self.refreshes.pop(login.refresh, None)
         if self.on_logins_ended is not None:
             self.on_logins_ended([login_id])
         return True
 
-    def _issue(self, login: _Login, session_ttl: int) -> Tokens:
-        now = time.time()
-        session, refresh = new_token(), new_token()
-        login.session, login.refresh = token_hash(session), token_hash(refresh)
+    def _issue(self, login: _Login, session_ttl: int, now: float) -> Tokens:
+        session = new_token()
+        login.session = token_hash(session)
         ttl = min(session_ttl, math.floor(login.expires - now))
         self.sessions[login.session] = (login.info.id, now + ttl)
-        self.refreshes[login.refresh] = (login.info.id, login.expires, None)
+        refresh = self.refresh_tokens.issue(login.info.id, login.generation)
         return Tokens(session, refresh, ttl, math.floor(login.expires - now), login.info.id)
 
     def _seen(self, login: _Login, now: float) -> None:
@@ -77,11 +81,14 @@ class MemorySessionStore:
         self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
     ) -> Tokens:
         now = time.time()
+        mine = [login for login in self.logins.values() if login.info.user_id == user.id]
+        if len(mine) >= MAX_LOGINS_PER_USER:
+            self._drop(min(mine, key=lambda login: login.info.created_at).info.id)
         info = LoginInfo(new_login_id(), user.id, timestamp(now), timestamp(now), user_agent, ip)
-        login = _Login(info, now + refresh_ttl, "", "")
+        login = _Login(info, now + refresh_ttl, "")
         self.logins[info.id] = login
         self.users[user.id] = user
-        return self._issue(login, session_ttl)
+        return self._issue(login, session_ttl, now)
 
     async def read(self, token: str) -> ActiveSession | None:
         if not usable(token):
@@ -97,37 +104,48 @@ class MemorySessionStore:
             self._seen(login, now)
         return ActiveSession(login.info.user_id, login.info.id, self.users.get(login.info.user_id))
 
-    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
-        digest = token_hash(token) if usable(token) else ""
-        entry = self.refreshes.get(digest)
-        now = time.time()
-        if entry is None or entry[1] <= now:
+    async def refresh(
+        self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit
+    ) -> RefreshResult:
+        named = self.refresh_tokens.read(token)
+        login = self.logins.get(named[0]) if named else None
+        if named is None or login is None:
             return RefreshResult(RefreshOutcome.INVALID)
-        login_id, _expires, rotated = entry
-        login = self.logins.get(login_id)
-        user_id = login.info.user_id if login else None
-        if rotated is not None:
-            if now - rotated <= grace:
+        login_id, generation = named
+        user_id, now = login.info.user_id, time.time()
+        if generation > login.generation:
+            return RefreshResult(RefreshOutcome.INVALID, user_id, login_id)
+        if generation < login.generation:
+            if generation == login.generation - 1 and now - login.rotated_at <= grace:
                 return RefreshResult(RefreshOutcome.GRACE, user_id, login_id)
             self._drop(login_id)
             return RefreshResult(RefreshOutcome.REUSED, user_id, login_id)
-        login = self._login(login_id)
-        if login is None:
+        other = self.sessions.get(token_hash(session)) if session and usable(session) else None
+        if other is not None and other[0] != login_id:
+            return RefreshResult(RefreshOutcome.MISMATCH, user_id, login_id)
+        if self._login(login_id) is None:
             return RefreshResult(RefreshOutcome.INVALID, user_id, login_id)
-        self.refreshes[digest] = (login_id, login.expires, now)
+        if now - login.window_start >= limit.seconds:
+            login.rotations, login.window_start = 0, now
+        if login.rotations >= limit.amount:
+            retry = max(1, math.ceil(login.window_start + limit.seconds - now))
+            return RefreshResult(RefreshOutcome.LIMITED, user_id, login_id, retry_after=retry)
         self.sessions.pop(login.session, None)
-        tokens = self._issue(login, session_ttl)
+        login.generation += 1
+        login.rotated_at = now
+        login.rotations += 1
         self._seen(login, now)
-        return RefreshResult(RefreshOutcome.ROTATED, login.info.user_id, login_id, tokens)
+        return RefreshResult(RefreshOutcome.ROTATED, user_id, login_id, self._issue(login, session_ttl, now))
 
     async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
         ended = []
         entry = self.sessions.get(token_hash(session)) if session and usable(session) else None
         if entry is not None:
             ended.append(self._end(entry[0]))
-        entry_r = self.refreshes.get(token_hash(refresh)) if refresh and usable(refresh) else None
-        if entry_r is not None and entry_r[2] is None:
-            ended.append(self._end(entry_r[0]))
+        named = self.refresh_tokens.read(refresh)
+        login = self.logins.get(named[0]) if named else None
+        if named is not None and login is not None and login.generation == named[1]:
+            ended.append(self._end(named[0]))
         return next((who for who in ended if who is not None), None)
 
     def _end(self, login_id: str) -> tuple[int, str] | None:

@@ -15,12 +15,15 @@ from app.auth.principal import SessionUser
 from app.auth.sessions import lua
 from app.auth.sessions.deadline import RedisClock
 from app.auth.sessions.types import (
+    MAX_LOGINS_PER_USER,
     SEEN_RESOLUTION_SECONDS,
     USER_CACHE_SECONDS,
     ActiveSession,
     LoginInfo,
+    RefreshLimit,
     RefreshOutcome,
     RefreshResult,
+    RefreshTokens,
     Tokens,
     new_login_id,
     new_token,
@@ -34,12 +37,14 @@ logger = logging.getLogger(__name__)
 
 
 GuardedCall = Callable[[float], Awaitable[list[Any]]]
+REVOKE_BATCH = 100
 
 
 class RedisSessionStore:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, refresh_tokens: RefreshTokens) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.refresh_tokens = refresh_tokens
         self._read = AutoPipeline(redis, lua.READ)
         self._create = redis.register_script(lua.CREATE)
         self._refresh = redis.register_script(lua.REFRESH)
@@ -63,12 +68,20 @@ class RedisSessionStore:
     async def create(
         self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
     ) -> Tokens:
-        session, refresh, login_id = new_token(), new_token(), new_login_id()
+        session, login_id = new_token(), new_login_id()
         args: list[str | int | float] = [
             self.prefix, time.time(), min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
-            token_hash(session), token_hash(refresh), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
+            token_hash(session), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
         ]  # fmt: skip
-        await self._before_deadline(lambda deadline: self._create(args=[*args, deadline]))
+        _created, ended = await self._before_deadline(
+            lambda deadline: self._create(args=[*args, deadline, MAX_LOGINS_PER_USER])
+        )
+        if ended:
+            logger.info(
+                "a user's oldest login ended by a new one",
+                extra={"event": "login_cap", "actor": user.id, "login": ended},
+            )
+        refresh = self.refresh_tokens.issue(login_id, 0)
         return Tokens(session, refresh, min(session_ttl, refresh_ttl), refresh_ttl, login_id)
 
     async def read(self, token: str) -> ActiveSession | None:
@@ -81,36 +94,44 @@ class RedisSessionStore:
         uid, login_id, cached = json.loads(row)
         return ActiveSession(int(uid), login_id, SessionUser.loads(cached) if cached else None)
 
-    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult:
-        if not usable(token):
+    async def refresh(
+        self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit
+    ) -> RefreshResult:
+        named = self.refresh_tokens.read(token)
+        if named is None:
             return RefreshResult(RefreshOutcome.INVALID)
-        session, refresh = new_token(), new_token()
-        now = time.time()
-        keys = [f"{self.prefix}r:{token_hash(token)}"]
+        login_id, generation = named
+        new_session = new_token()
+        keys = [f"{self.prefix}f:{login_id}"]
         args: list[str | int | float] = [
-            self.prefix,
-            now,
-            grace,
-            token_hash(session),
-            token_hash(refresh),
-            session_ttl,
+            self.prefix, time.time(), grace, generation, token_hash(new_session), session_ttl,
+        ]  # fmt: skip
+        tail: list[str | int | float] = [
+            token_hash(session) if session and usable(session) else "",
+            limit.amount,
+            limit.seconds,
         ]
-        row = await self._before_deadline(lambda deadline: self._refresh(keys=keys, args=[*args, deadline]))
+        row = await self._before_deadline(
+            lambda deadline: self._refresh(keys=keys, args=[*args, deadline, *tail])
+        )
         outcome = RefreshOutcome(row[0])
         user_id = int(row[1]) if len(row) > 1 else None
-        login_id = row[2] if len(row) > 2 else None
+        if outcome is RefreshOutcome.LIMITED:
+            return RefreshResult(outcome, user_id, login_id, retry_after=max(1, int(row[3])))
         if outcome is not RefreshOutcome.ROTATED:
-            return RefreshResult(outcome, user_id, login_id)
-        tokens = Tokens(session, refresh, int(row[3]), int(row[4]), str(login_id))
+            return RefreshResult(outcome, user_id, login_id if user_id is not None else None)
+        refresh = self.refresh_tokens.issue(login_id, int(row[5]))
+        tokens = Tokens(new_session, refresh, int(row[3]), int(row[4]), login_id)
         return RefreshResult(outcome, user_id, login_id, tokens)
 
     async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
         # A token that cannot exist names a key that does not either: one script for every case.
+        named = self.refresh_tokens.read(refresh)
         keys = [
             f"{self.prefix}s:{token_hash(session) if session and usable(session) else '-'}",
-            f"{self.prefix}r:{token_hash(refresh) if refresh and usable(refresh) else '-'}",
+            f"{self.prefix}f:{named[0] if named else '-'}",
         ]
-        ended = await self._end_login(keys=keys, args=[self.prefix])
+        ended = await self._end_login(keys=keys, args=[self.prefix, named[1] if named else -1])
         if not ended:
             return None
         user_id, login_id = ended
@@ -122,9 +143,14 @@ class RedisSessionStore:
         )
 
     async def revoke_user(self, user_id: int, *, keep: str | None = None) -> int:
-        return int(
-            await self._revoke_user(keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, keep or ""])
-        )
+        ended, cursor = 0, "0"
+        while True:  # a batch per call: no script holds Redis for long, whatever the index holds
+            cursor, count = await self._revoke_user(
+                keys=[f"{self.prefix}uf:{user_id}"], args=[self.prefix, keep or "", cursor, REVOKE_BATCH]
+            )
+            ended += int(count)
+            if str(cursor) == "0":
+                return ended
 
     async def list_user(self, user_id: int) -> list[LoginInfo]:
         index = f"{self.prefix}uf:{user_id}"

@@ -1,6 +1,8 @@
 """What the session store hands out and the interface both stores implement."""
 
+import base64
 import hashlib
+import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -14,6 +16,10 @@ from app.auth.principal import SessionUser
 MAX_TOKEN_LENGTH = 128
 SEEN_RESOLUTION_SECONDS = 60
 USER_CACHE_SECONDS = 24 * 3600
+# A user's logins at most (README "Security"): the next login ends the oldest. Enough for
+# every device a person uses; few enough that the sessions list and logout-everywhere
+# stay small whatever a script does with one account.
+MAX_LOGINS_PER_USER = 50
 # Live updates (app/live): the channel, under the key prefix, naming the logins a script ended.
 REVOKED_CHANNEL = "live:revoked"
 
@@ -52,7 +58,9 @@ class RefreshOutcome(StrEnum):
     ROTATED = "rotated"
     GRACE = "grace"  # already rotated, within the grace period: a concurrent tab
     REUSED = "reused"  # already rotated, after the grace period: the login is revoked
-    INVALID = "invalid"  # unknown, expired or revoked
+    MISMATCH = "mismatch"  # the session cookie sent with it belongs to another login
+    LIMITED = "limited"  # this login rotated too often in the window: try later
+    INVALID = "invalid"  # unknown, expired, revoked or forged
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,45 @@ class RefreshResult:
     user_id: int | None = None
     login_id: str | None = None
     tokens: Tokens | None = field(default=None)
+    retry_after: int | None = None  # LIMITED: seconds until the window frees a rotation
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLimit:
+    """How many rotations one login may make per window (REFRESH_RATE_LIMIT)."""
+
+    amount: int
+    seconds: int
+
+
+class RefreshTokens:
+    """A refresh token is `<login id>.<generation>.<MAC>`: it names its login and how many
+    rotations preceded it, and the MAC (keyed from SECRET_KEY) shows that we issued it.
+    So the login's record needs only its current generation for reuse detection (RFC 9700
+    4.14.2): any earlier generation is a token already rotated, however old, and nothing
+    is kept per rotation. Redis holds no usable token: the MAC key is not there."""
+
+    def __init__(self, secret_key: str) -> None:
+        self.key = hashlib.sha256(b"refresh-token:" + secret_key.encode()).digest()
+
+    def _mac(self, login_id: str, generation: int) -> str:
+        digest = hmac.new(self.key, f"{login_id}.{generation}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, login_id: str, generation: int) -> str:
+        return f"{login_id}.{generation}.{self._mac(login_id, generation)}"
+
+    def read(self, token: str | None) -> tuple[str, int] | None:
+        """(login id, generation) of a token we issued, else None."""
+        if not usable(token):
+            return None
+        login_id, _, rest = str(token).partition(".")
+        generation, _, mac = rest.partition(".")
+        if not (login_id and generation.isdigit() and len(generation) <= 9 and mac):
+            return None
+        if not hmac.compare_digest(mac.encode(), self._mac(login_id, int(generation)).encode()):
+            return None
+        return login_id, int(generation)
 
 
 def token_hash(token: str) -> str:
@@ -88,7 +135,13 @@ class SessionStore(Protocol):
         self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
     ) -> Tokens: ...
     async def read(self, token: str) -> ActiveSession | None: ...
-    async def refresh(self, token: str, *, session_ttl: int, grace: int) -> RefreshResult: ...
+    async def refresh(
+        self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit
+    ) -> RefreshResult:
+        """Rotate the login of `token`; `session` is the session cookie sent with it, which
+        must not belong to another login."""
+        ...
+
     async def end_login(self, session: str | None, refresh: str | None) -> tuple[int, str] | None:
         """End the login of each token (logout); who was logged out first, or None."""
         ...
