@@ -8,6 +8,8 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi_users.password import PasswordHelper
 
+from app.errors import RETRY_AFTER_SECONDS, AppError, ErrorCode
+
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 # Containment is only meaningful for words of some length: the local part "a" of
@@ -55,14 +57,27 @@ def _hashing_slots() -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(max(1, (os.cpu_count() or 2) // 2))
 
 
+# How many hashes may wait per slot (README "Security"): about a second of queue at ~70 ms
+# a hash. Past it a burst of logins gets a fast 503 with Retry-After instead of piling up
+# behind the slot, each waiting request holding its memory and its client's patience.
+WAITING_PER_SLOT = 16
+
+
+def _slot() -> anyio.CapacityLimiter:
+    slots = _hashing_slots()
+    if slots.statistics().tasks_waiting >= WAITING_PER_SLOT * int(slots.total_tokens):
+        raise AppError(ErrorCode.SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return slots
+
+
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(password_helper.hash, password, limiter=_hashing_slots())
+    return await anyio.to_thread.run_sync(password_helper.hash, password, limiter=_slot())
 
 
 async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """(matches, upgraded hash or None)."""
     return await anyio.to_thread.run_sync(
-        password_helper.verify_and_update, password, hashed, limiter=_hashing_slots()
+        password_helper.verify_and_update, password, hashed, limiter=_slot()
     )
 
 

@@ -9,6 +9,7 @@ hit its `limits` strategy from a worker thread, after the body is parsed. An
 unreachable Redis raises, which answers 503: never "no limit".
 """
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -83,21 +84,45 @@ class RateLimits:
             audit(request, "rate_limited", "denied", scope=scope)
             raise AppError(ErrorCode.RATE_LIMITED, headers={"Retry-After": str(retry_after)})
 
-    async def check_login(self, request: HTTPConnection, username: str) -> None:
-        """Per client IP and, separately, per submitted username or email (case-folded),
-        so that neither rotating usernames from one address nor rotating addresses
-        against one account escapes the limit."""
-        await self.check(request, self.limits.login, "login-ip", client_ip(request))
-        await self.check(request, self.limits.login, "login-user", username.casefold())
+    async def check_login_address(self, request: HTTPConnection) -> None:
+        """Per client address (see `address_key`), before anything else of a login runs."""
+        await self.check(request, self.limits.login, "login-ip", address_key(client_ip(request)))
+
+    async def check_login_account(
+        self, request: HTTPConnection, user_id: int | None, identifier: str
+    ) -> None:
+        """Per account once the identifier resolves to one, whether by username or email
+        (else per submitted string, case-folded), before the password is checked: rotating
+        addresses against one account escapes no limit, and the username and the email are
+        one budget. The answer is the same 429 whether or not the identifier resolved."""
+        subject = (
+            ("login-account", str(user_id)) if user_id is not None else ("login-user", identifier.casefold())
+        )
+        await self.check(request, self.limits.login, *subject)
 
 
 RATE_LIMITS: Key[RateLimits] = Key("rate_limits")
 
 
+def address_key(host: str) -> str:
+    """What one client's budget is counted under: an IPv4 address (also when written as
+    IPv6, `::ffff:203.0.113.77`, in any spelling), or an IPv6 address's /64, the smallest
+    block a subscriber is given (RFC 6177): one host rotating through its /64 is one client."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address (a test transport's name): counted as sent
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
 async def _per_ip(request: HTTPConnection) -> None:
     limits = state_of(request)[RATE_LIMITS]
     # Counted per route (its path), so that one route's traffic never uses up another's.
-    await limits.check(request, limits.limits.register, request.url.path, client_ip(request))
+    await limits.check(request, limits.limits.register, request.url.path, address_key(client_ip(request)))
 
 
 def per_ip() -> Any:

@@ -78,31 +78,33 @@ def _subject(key: str, identifier: str) -> str:
     return hmac.new(key.encode(), identifier.casefold().encode(), hashlib.sha256).hexdigest()[:16]
 
 
-async def authenticate(
-    sessionmaker: async_sessionmaker[AsyncSession], identifier: str, password: str
-) -> User | None:
-    """The user whose username or email is `identifier` and whose password matches.
-
-    Each database step is a unit of work of its own, committed before the next step: a
-    login waiting for the hashing slot holds no connection (a burst of logins would hold
-    the pool idle in transaction), and once the session is written to Redis nothing is
-    left to commit, so no session is handed out for database work that then fails."""
+async def find_user(sessionmaker: async_sessionmaker[AsyncSession], identifier: str) -> User | None:
+    """The user whose username or email is `identifier`, in a unit of work of its own,
+    ended before any hashing: a login waiting for the hashing slot holds no connection (a
+    burst of logins held the pool idle in transaction)."""
     async with transaction(sessionmaker) as session:
-        user = await repository.get_by_login(session, identifier)
+        return await repository.get_by_login(session, identifier)
+
+
+async def check_password(
+    sessionmaker: async_sessionmaker[AsyncSession], user: User | None, password: str
+) -> bool:
+    """Whether `password` is `user`'s. Once the session is written to Redis nothing is left
+    to commit, so no session is handed out for database work that then fails."""
     if user is None:
         # Same work as a wrong password, so timing does not reveal which it was
         # (Django ticket #20760).
         await verify_password(password, dummy_hash())
-        return None
+        return False
     verified, upgraded = await verify_password(password, user.hashed_password)
     if not verified:
-        return None
+        return False
     if upgraded is not None:  # a legacy (bcrypt) hash, replaced by Argon2id
         async with transaction(sessionmaker) as session:
             current = await get_row(session, User, user.id)
             if current is not None and current.hashed_password == user.hashed_password:
                 await repository.update(session, current, {"hashed_password": upgraded})
-    return user
+    return True
 
 
 async def login(
@@ -116,14 +118,17 @@ async def login(
     """The user and their new session. `presented` (the session and refresh cookies the
     request carried) is ended first: a session the server did not issue at this login is
     never kept."""
-    # Counted before the password is checked, so guessing costs the guesser, not the hasher.
+    # Counted before the password is checked, so guessing costs the guesser, not the hasher:
+    # per address first (no database read for a flood), then per account.
     try:
-        await auth.limits.check_login(auth.request, identifier)
-    except AppError:
-        auth.metrics.login("rate_limited")
+        await auth.limits.check_login_address(auth.request)
+        user = await find_user(auth.sessionmaker, identifier)
+        await auth.limits.check_login_account(auth.request, user.id if user else None, identifier)
+    except AppError as exc:
+        if exc.code is ErrorCode.RATE_LIMITED:
+            auth.metrics.login("rate_limited")
         raise
-    user = await authenticate(auth.sessionmaker, identifier, password)
-    if user is None:
+    if not await check_password(auth.sessionmaker, user, password) or user is None:
         _login_outcome(auth, "failure", subject=_subject(auth.settings.signing_key, identifier))
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     # Only after the right password: otherwise this answer would reveal the account.

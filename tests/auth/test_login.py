@@ -1,5 +1,11 @@
 """API.md section 3: POST /auth/login."""
 
+import asyncio
+from collections import Counter
+
+import asyncpg
+
+from app.auth.passwords import _hashing_slots
 from app.db import SESSIONMAKER, transaction
 from app.models import User
 from app.state import state_of
@@ -153,3 +159,58 @@ async def test_failed_logins_name_the_account_tried_only_as_a_keyed_hash(make_cl
     assert all(len(s) == 16 and name not in s for s in subjects)
     assert name not in caplog.text
     assert name.upper() not in caplog.text
+
+
+async def test_a_login_burst_holds_no_pooled_connection_and_overflow_gets_a_fast_503(
+    make_client, database_url
+):
+    # 80 logins at once held all 20 pooled connections "idle in transaction" while they
+    # waited for the hashing slot, and a bystander's GET /items got 503. Now the user is
+    # read in a transaction of its own, ended before hashing, and past WAITING_PER_SLOT
+    # waiting hashes a login is refused at once with 503 and Retry-After.
+    account = await register(make_client())
+    bystander = make_client()
+    observer = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    held: list[tuple[int, int]] = []  # (hashes waiting, connections idle in transaction)
+    slots = _hashing_slots()
+    burst_over = asyncio.Event()
+
+    async def watch() -> None:
+        # What the review saw: connections left "idle in transaction" by waiting logins.
+        while not burst_over.is_set():
+            waiting = slots.statistics().tasks_waiting
+            held.append(
+                (
+                    waiting,
+                    await observer.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND state = 'idle in transaction'"
+                    ),
+                )
+            )
+            await asyncio.sleep(0.005)
+
+    async def attempt():
+        return await make_client().post(
+            f"{API}/auth/login", json={"username": account.username, "password": "wrong-password-1"}
+        )
+
+    watcher = asyncio.create_task(watch())
+    burst = [asyncio.create_task(attempt()) for _ in range(60)]
+    await asyncio.sleep(0.05)
+    listing = await bystander.get(f"{API}/items")
+    answers = await asyncio.gather(*burst)
+    burst_over.set()
+    await watcher
+    await observer.close()
+
+    assert listing.status_code == 200
+    statuses = Counter(response.status_code for response in answers)
+    assert set(statuses) <= {401, 503}, [r.text for r in answers if r.status_code not in (401, 503)][:1]
+    assert statuses[503] > 0, statuses
+    assert all(r.headers.get("retry-after", "").isdigit() for r in answers if r.status_code == 503)
+    # While logins still queue for the hashing slot, none of them holds a connection (before,
+    # every waiting login did). Counts in between are lookups the busy loop has not yet
+    # committed, so the assertion is that such a moment exists, not a bound on every sample.
+    assert any(waiting >= 5 and idle == 0 for waiting, idle in held), held
+    assert (await login(make_client(), account)).status_code == 200  # and the slot recovers

@@ -123,27 +123,36 @@ async def test_sixth_login_for_a_username_is_429_even_with_the_right_password(st
     assert_rate_limited(right, 60)
 
 
-async def test_username_count_is_case_folded_spans_addresses_and_the_email_counts_on_its_own(stack, redis):
+async def test_username_and_email_of_one_account_share_one_case_folded_count(stack, redis):
+    # Counted apart, they gave ten guesses a minute per account (judy, then judy@...).
     app = await stack.app()
     account = await register(await stack.client(app, address(200)))
     name, email = account.username, account.email
     ip = iter(range(100))
 
-    spellings = [name.upper(), name, name.title(), name.upper(), name.lower()]
+    spellings = [name.upper(), email, name.title(), email.upper(), name.lower()]
     for spelling in spellings:
         assert_failed(await attempt(await stack.client(app, address(next(ip))), spelling))
-    assert_rate_limited(await attempt(await stack.client(app, address(next(ip))), name.swapcase()), 60)
+    for spelling in (email.swapcase(), name.swapcase()):
+        assert_rate_limited(await attempt(await stack.client(app, address(next(ip))), spelling), 60)
+    # The right password from a fresh address fares no better while the window is full.
+    right = await attempt(await stack.client(app, address(next(ip))), email, account.password)
+    assert_rate_limited(right, 60)
 
-    # The email form is another submitted string, so another count (case-folded as well).
-    for spelling in [email, email.upper(), email.title(), email, email.upper()]:
-        assert_failed(await attempt(await stack.client(app, address(next(ip))), spelling))
-    assert_rate_limited(await attempt(await stack.client(app, address(next(ip))), email.swapcase()), 60)
-
-    # Exactly two per-identifier counts: each submitted string, case-folded.
+    # One count, under the account (not under either submitted string).
     keyed = set()
-    async for key in redis.scan_iter(match=f"{stack.prefix}*login-user/*", count=1000):
-        keyed.add(key.split("/login-user/", 1)[1].removesuffix(f"/{LOGIN_LIMIT}/1/minute"))
-    assert keyed == {name.casefold(), email.casefold()}
+    async for key in redis.scan_iter(match=f"{stack.prefix}*login-[ua]*/*", count=1000):
+        keyed.add(key.split("/login-", 1)[1].removesuffix(f"/{LOGIN_LIMIT}/1/minute"))
+    assert keyed == {f"account/{account.id}"}
+
+
+async def test_an_unknown_identifier_is_limited_like_an_account(stack):
+    # Without revealing whether the name resolved: the same 429 after the same count.
+    app = await stack.app()
+    nobody = unique("nobody")
+    for n in range(LOGIN_LIMIT):
+        assert_failed(await attempt(await stack.client(app, address(n)), nobody.upper() if n % 2 else nobody))
+    assert_rate_limited(await attempt(await stack.client(app, address(50)), nobody), 60)
 
 
 async def test_username_count_uses_unicode_case_folding(stack):
@@ -168,6 +177,26 @@ async def test_one_address_rotating_usernames_gets_429_and_other_addresses_do_no
 
     other = await stack.client(app, address(1))
     assert_failed(await attempt(other, unique()))
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["203.0.113.77", "::ffff:203.0.113.77", "::FFFF:cb00:714d", "0:0:0:0:0:ffff:203.0.113.77"],
+        [f"2001:db8:1234:5678::{n:x}" for n in range(1, 13)],  # twelve hosts of one /64
+    ],
+    ids=["v4-mapped", "ipv6-64"],
+)
+async def test_spellings_of_one_address_and_hosts_of_one_ipv6_64_share_one_count(stack, spellings):
+    app = await stack.app()
+    for n in range(LOGIN_LIMIT):
+        client = await stack.client(app, spellings[n % len(spellings)])
+        assert_failed(await attempt(client, unique()))
+    for spelling in spellings:
+        assert_rate_limited(await attempt(await stack.client(app, spelling), unique()), 60)
+    # The next /64, or another IPv4 address, is someone else.
+    neighbour = "2001:db8:1234:5679::1" if ":" in spellings[0] else "203.0.113.78"
+    assert_failed(await attempt(await stack.client(app, neighbour), unique()))
 
 
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(stack):
