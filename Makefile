@@ -21,7 +21,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## Start on http://127.0.0.1:8000 (embedded default unless DATABASE_URL/REDIS_URL are set).
 run: $(VENV)/.runtime
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --ws-per-message-deflate false
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --ws-per-message-deflate false --ws-max-size 65536 --ws app.live.protocol:LiveWebSocketProtocol
 
 ## The demo SPA (web/) and the API through Caddy, as deployed: https://localhost:8443.
 ## Needs caddy (apt-get install caddy) and `make run` in another terminal.

@@ -103,6 +103,7 @@ def server(env: dict[str, str], port: int, *, ws_deflate: bool = False) -> Itera
     uvicorn = ROOT / ".venv" / "bin" / "uvicorn"
     command = [str(uvicorn), "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     command += ["--ws-per-message-deflate", "true" if ws_deflate else "false"]
+    command += ["--ws-max-size", "65536", "--ws", "app.live.protocol:LiveWebSocketProtocol"]
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -95,6 +95,10 @@ python -m app migrate
 # Live-update messages are a few hundred bytes of JSON: permessage-deflate saves little
 # on them and costs each socket its zlib state (make bench: 78 -> 44 KiB per socket
 # without it, and a 1,000-socket fan-out 7% faster).
+# Clients send us nothing that matters (app/live/hub.py): uvicorn refuses frames over
+# 64 KiB (close 1009) before buffering them, instead of its 16 MiB default; the hub
+# closes on anything over 4 KiB. The --ws protocol is uvicorn's own, with refused
+# handshakes logged at INFO instead of ERROR (app/live/protocol.py).
 # Forwarded headers are believed only from the proxy network (compose sets it to the
 # edge network's subnet); 127.0.0.1 is the safe default outside compose.
 log "starting uvicorn on port ${PORT:-8000} with ${WEB_CONCURRENCY:-1} worker(s)"
@@ -104,4 +108,6 @@ exec uvicorn app.main:app \
     --workers "${WEB_CONCURRENCY:-1}" \
     --proxy-headers \
     --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
-    --ws-per-message-deflate false
+    --ws-per-message-deflate false \
+    --ws-max-size 65536 \
+    --ws app.live.protocol:LiveWebSocketProtocol

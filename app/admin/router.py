@@ -134,7 +134,7 @@ async def update_user(
     `is_verified` is sent too. The last active superuser cannot be deactivated or demoted
     (409 `last_superuser`), not even by themselves."""
     with audited(request, session, "update_user", admin.id, user_id, fields=sorted(data.changes())):
-        user = await service.update_user(session, manager, store, user_id, data)
+        user = await service.update_user(session, manager, store, user_id, data, actor_id=admin.id)
     return UserRead.model_validate(user)
 
 
@@ -149,7 +149,7 @@ async def delete_user(
 ) -> Response:
     """The last active superuser cannot be deleted (409 `last_superuser`)."""
     with audited(request, session, "delete_user", admin.id, user_id):
-        await service.delete_user(session, store, user_id)
+        await service.delete_user(session, store, user_id, actor_id=admin.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -164,5 +164,5 @@ async def revoke_user_sessions(
 ) -> Response:
     """The user stays; they log in again with their password."""
     with audited(request, session, "revoke_sessions", admin.id, user_id) as fields:
-        fields["sessions_revoked"] = await service.revoke_sessions(session, store, user_id)
+        fields["sessions_revoked"] = await service.revoke_sessions(session, store, user_id, actor_id=admin.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

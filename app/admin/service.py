@@ -26,7 +26,20 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def _guarded_user(session: AsyncSession, user_id: int) -> User:
+async def _locked_superusers(session: AsyncSession, actor_id: int) -> set[int]:
+    """The active superusers, locked; 403 if the acting admin is no longer one of them.
+
+    Every admin change takes this lock first: the session that let the actor in was
+    read before it, so an admin demoted or deactivated by a concurrent request (whose
+    commit the lock waits for) acts no further.
+    """
+    superusers = await users.lock_active_superusers(session)
+    if actor_id not in superusers:
+        raise AppError(ErrorCode.FORBIDDEN)
+    return superusers
+
+
+async def _guarded_user(session: AsyncSession, user_id: int, actor_id: int) -> User:
     """The user, read after locking the active superusers; 409 if they are the last one.
 
     For a change that would take `user_id` out of the active superusers. The lock
@@ -35,7 +48,7 @@ async def _guarded_user(session: AsyncSession, user_id: int) -> User:
     """
     if not 1 <= user_id <= MAX_ID:
         raise AppError(ErrorCode.NOT_FOUND, "User not found.")
-    superusers = await users.lock_active_superusers(session)
+    superusers = await _locked_superusers(session, actor_id)
     user = await get_user(session, user_id)
     if superusers == {user.id}:
         raise AppError(ErrorCode.LAST_SUPERUSER)
@@ -43,12 +56,19 @@ async def _guarded_user(session: AsyncSession, user_id: int) -> User:
 
 
 async def update_user(
-    session: AsyncSession, manager: UserManager, store: SessionStore, user_id: int, data: AdminUserUpdate
+    session: AsyncSession,
+    manager: UserManager,
+    store: SessionStore,
+    user_id: int,
+    data: AdminUserUpdate,
+    *,
+    actor_id: int,
 ) -> User:
     changes = data.changes()
     if changes.get("is_active") is False or changes.get("is_superuser") is False:
-        user = await _guarded_user(session, user_id)
+        user = await _guarded_user(session, user_id, actor_id)
     else:
+        await _locked_superusers(session, actor_id)
         user = await get_user(session, user_id)
     if not changes:
         return user
@@ -64,8 +84,8 @@ async def update_user(
     return updated
 
 
-async def delete_user(session: AsyncSession, store: SessionStore, user_id: int) -> None:
-    user = await _guarded_user(session, user_id)
+async def delete_user(session: AsyncSession, store: SessionStore, user_id: int, *, actor_id: int) -> None:
+    user = await _guarded_user(session, user_id, actor_id)
     # Before the commit, as above. app/auth/cache.py revokes once more after it, which
     # also ends a login that slipped in between.
     await store.revoke_user(user.id)
@@ -73,6 +93,7 @@ async def delete_user(session: AsyncSession, store: SessionStore, user_id: int) 
     await users.delete(session, user)
 
 
-async def revoke_sessions(session: AsyncSession, store: SessionStore, user_id: int) -> int:
+async def revoke_sessions(session: AsyncSession, store: SessionStore, user_id: int, *, actor_id: int) -> int:
+    await _locked_superusers(session, actor_id)
     user = await get_user(session, user_id)
     return await store.revoke_user(user.id)

@@ -12,6 +12,13 @@ Close codes (API.md section 7 names 4401; the others are ours):
   4408  too far behind: more than `queue_size` messages waiting, or one send stuck for
         `send_timeout` seconds. Reconnect, then reload what is on screen.
   1001  the worker is shutting down. Reconnect.
+  1009  the client sent a message over `MAX_CLIENT_MESSAGE_BYTES` (4096 bytes), or a
+        frame over uvicorn's `--ws-max-size` (64 KiB, refused before it is buffered).
+  1008  the client sent more than `FLOOD_BURST` messages at once or, sustained, more
+        than `FLOOD_PER_SECOND` a second (policy violation).
+
+Clients have nothing to say on this socket: what they send is read (that is how their
+leaving is noticed) and dropped, within the two limits above.
 
 A socket belongs to a login, not to one session token: refreshing rotates the token
 but continues the login, so it closes nothing. A socket opened with a session that
@@ -22,7 +29,7 @@ or its revocation): the sweep below checks every socket's login at each heartbea
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextlib import suppress
 from typing import Any
 
@@ -38,7 +45,26 @@ logger = logging.getLogger(__name__)
 CLOSE_REVOKED = 4401
 CLOSE_TOO_SLOW = 4408
 CLOSE_GOING_AWAY = 1001
-REASONS = {CLOSE_REVOKED: "session revoked", CLOSE_TOO_SLOW: "too far behind", CLOSE_GOING_AWAY: "going away"}
+CLOSE_FLOOD = 1008
+CLOSE_TOO_BIG = 1009
+REASONS = {
+    CLOSE_REVOKED: "session revoked",
+    CLOSE_TOO_SLOW: "too far behind",
+    CLOSE_GOING_AWAY: "going away",
+    CLOSE_FLOOD: "too many messages",
+    CLOSE_TOO_BIG: "message too big",
+}
+
+# The protocol needs nothing from clients (anything they send is ignored), so there is
+# no reason to hold more than a small message of theirs in memory: far above anything a
+# client might send us in future (an acknowledgement, a subscription), far below the
+# 64 KiB uvicorn itself accepts (--ws-max-size) or its 16 MiB default.
+MAX_CLIENT_MESSAGE_BYTES = 4096
+# Flood control, a token bucket per socket: a burst of FLOOD_BURST messages, refilled at
+# FLOOD_PER_SECOND. A well-behaved client sends none; without it one client was read
+# sending 60,000 messages a second, each one read, parsed and dropped by the worker.
+FLOOD_BURST = 20
+FLOOD_PER_SECOND = 10.0
 
 QUEUE_SIZE = 256
 # Per user and worker: enough for every tab a person keeps open, few enough that one
@@ -58,7 +84,7 @@ LiveLogins = Callable[[set[str]], Awaitable[set[str]]]
 class LiveSocket:
     __slots__ = (
         "close_code", "ended", "hub", "is_superuser", "login_id", "queue", "sender", "sending_since",
-        "user_id", "websocket",
+        "tokens", "tokens_at", "user_id", "websocket",
     )  # fmt: skip
 
     def __init__(self, hub: "Hub", websocket: WebSocket, user: SessionUser, login_id: str) -> None:
@@ -72,6 +98,8 @@ class LiveSocket:
         self.sending_since = 0.0  # time.monotonic() when the send in progress began; 0: none
         self.ended = False
         self.close_code: int | None = None
+        self.tokens = float(FLOOD_BURST)  # the flood-control bucket, refilled since tokens_at
+        self.tokens_at = time.monotonic()
 
     def offer(self, message: str) -> None:
         """Queue a frame without waiting; a socket that cannot take it is given up on."""
@@ -138,11 +166,35 @@ class LiveSocket:
         # Nothing a client sends means anything here, but reading is how its leaving is
         # noticed (and uvicorn stops reading the connection until the app receives).
         try:
-            while (await self.websocket.receive())["type"] != "websocket.disconnect":
-                pass
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                refusal = self._refusal(message)
+                if refusal is not None:
+                    logger.info(
+                        "live socket closed: %s", REASONS[refusal],
+                        extra={"event": "live_socket_refused", "actor": self.user_id, "login": self.login_id},
+                    )  # fmt: skip
+                    self.end(refusal)
+                    return
         except (WebSocketDisconnect, RuntimeError):
             pass
         self.end(None)
+
+    def _refusal(self, message: MutableMapping[str, Any]) -> int | None:
+        """The close code a client message calls for (too big, one too many), or None."""
+        text, data = message.get("text"), message.get("bytes")
+        size = len(data) if data is not None else len(text.encode()) if text is not None else 0
+        if size > MAX_CLIENT_MESSAGE_BYTES:
+            return CLOSE_TOO_BIG
+        now = time.monotonic()
+        self.tokens = min(FLOOD_BURST, self.tokens + (now - self.tokens_at) * FLOOD_PER_SECOND)
+        self.tokens_at = now
+        if self.tokens < 1:
+            return CLOSE_FLOOD
+        self.tokens -= 1
+        return None
 
 
 class Hub:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
@@ -29,7 +30,7 @@ from tests.conftest import (
     recreate_database,
     running,
 )
-from tests.fixtures.client import Account, ApiClient, login, register
+from tests.fixtures.client import API, Account, ApiClient, login, register
 
 SCRATCH_DATABASE = f"{TEST_DATABASE}_last_superuser"
 
@@ -179,9 +180,13 @@ async def test_two_admins_removing_each_other_at_once_leave_exactly_one(stack, f
             MUTUAL[first_action](first_client, second.id), MUTUAL[second_action](second_client, first.id)
         )
         statuses = sorted(r.status_code for r in responses)
-        assert statuses in ([200, 409], [204, 409]), [r.text for r in responses]
-        refused = next(r for r in responses if r.status_code == 409)
-        assert_error(refused, 409, "last_superuser")
+        # The one who waited for the lock is no superuser by then: refused as such (403),
+        # or, had it still been one, as the last one (409).
+        assert statuses in ([200, 403], [204, 403], [200, 409], [204, 409]), [r.text for r in responses]
+        refused = next(r for r in responses if r.status_code in (403, 409))
+        assert_error(
+            refused, refused.status_code, "forbidden" if refused.status_code == 403 else "last_superuser"
+        )
         survivors = await stack.active_superusers()
         assert len(survivors) == 1, survivors
         assert survivors[0] in {first.id, second.id}
@@ -203,3 +208,29 @@ async def test_the_guard_holds_on_the_embedded_sqlite_default(tmp_path, redis_pr
         finally:
             for client in stack.clients:
                 await client.aclose()
+
+
+async def test_an_admin_demoted_while_their_request_waits_acts_no_further(
+    make_admin, make_client, database_url
+):
+    # The session that let the admin in was read before the lock; a demotion committing
+    # meanwhile must stop the change (the last-superuser guard alone did not).
+    admin, account = await make_admin()
+    await make_admin()  # another superuser remains, so the demotion itself is allowed
+    target = await register(make_client())
+    demoter = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        demotion = demoter.transaction()
+        await demotion.start()
+        await demoter.execute('UPDATE "user" SET is_superuser = false WHERE id = $1', account.id)
+        change = asyncio.create_task(admin.patch(f"{ADMIN_USERS}/{target.id}", json={"is_verified": True}))
+        await asyncio.sleep(0.3)  # the request now waits for the demoted row's lock
+        assert not change.done()
+        await demotion.commit()
+        response = await change
+    finally:
+        await demoter.close()
+    assert_error(response, 403, "forbidden")
+    async with make_client() as other:
+        await login(other, target)
+        assert (await other.get(f"{API}/users/me")).json()["is_verified"] is False

@@ -34,6 +34,13 @@ async def test_security_headers_on_the_spa_and_the_api(edge_clients: Edge) -> No
         assert "unsafe-inline" not in csp, path
         assert headers["x-content-type-options"] == "nosniff", path
         assert headers["referrer-policy"] == "strict-origin-when-cross-origin", path
+        permissions = headers["permissions-policy"]
+        for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+            assert f"{feature}=()" in permissions, path
+        for feature in ("publickey-credentials-get", "publickey-credentials-create"):
+            assert f"{feature}=(self)" in permissions, path
+        assert headers["cross-origin-opener-policy"] == "same-origin", path
+        assert headers["cross-origin-resource-policy"] == "same-origin", path
         # Neither Caddy's nor uvicorn's name and version.
         assert "server" not in header_names(response), path
 
@@ -213,3 +220,46 @@ async def test_the_access_log_ties_to_the_backend_and_holds_no_secret(edge_clien
         assert secret
         assert secret not in log
     assert login_response.status_code == 200
+
+
+async def test_oversized_request_headers_are_refused_at_the_edge(edge_clients: Edge) -> None:
+    async with httpx.AsyncClient(verify=edge_clients.ssl_context(), timeout=10) as client:
+        started = asyncio.get_running_loop().time()
+        response = await client.get(
+            f"{edge_clients.base_url}{API}/health", headers={"Cookie": "a=" + "x" * 48_000}
+        )
+        assert response.status_code == 431
+        assert asyncio.get_running_loop().time() - started < 5
+        # The edge (and the API behind it) goes on answering.
+        for path in ("/healthz", f"{API}/health"):
+            assert (await client.get(f"{edge_clients.base_url}{path}")).status_code == 200, path
+
+
+async def test_plain_http_redirect_ignores_the_host_header(edge_clients: Edge) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{edge_clients.http_url}/login", headers={"Host": "evil.example"})
+    assert response.status_code in (301, 308)
+    location = response.headers["location"]
+    assert "evil.example" not in location
+    assert location == f"{edge_clients.base_url}/login"
+    assert "server" not in header_names(response)
+
+
+async def test_the_access_log_keeps_no_query_string(edge_clients: Edge) -> None:
+    client = edge_clients.client()
+    secret = unique("secretword")
+    response = await client.get(
+        f"{API}/health",
+        params={"q": secret},
+        headers={"Referer": f"{edge_clients.base_url}/items?q={secret}"},
+    )
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    deadline = asyncio.get_running_loop().time() + 5
+    while request_id not in edge_clients.log_path.read_text():
+        assert asyncio.get_running_loop().time() < deadline, "the request never reached the access log"
+        await asyncio.sleep(0.1)
+    log = edge_clients.log_path.read_text()
+    line = next(json.loads(entry) for entry in log.splitlines() if request_id in entry)
+    assert line["request"]["uri"] == f"{API}/health?REDACTED"
+    assert secret not in log

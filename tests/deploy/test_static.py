@@ -104,6 +104,14 @@ def test_compose_named_volumes_and_redis_persistence(compose: dict[str, Any]) ->
     assert re.search(r"--appendonly\s+yes", command)
 
 
+def test_compose_redis_memory_is_capped_without_eviction(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    command = " ".join(command) if isinstance(command, list) else command
+    # A session store must fail writes when full, never silently drop sessions.
+    assert re.search(r"--maxmemory\s+\$\{REDIS_MAXMEMORY:-256mb\}(\s|$)", command)
+    assert re.search(r"--maxmemory-policy\s+noeviction(\s|$)", command)
+
+
 def test_compose_serves_the_spa_from_web(compose: dict[str, Any]) -> None:
     caddy = compose["services"]["caddy"]
     # /srv is the Caddyfile's SPA_ROOT default; SPA_DIST lets an operator mount a built SPA.

@@ -26,6 +26,9 @@ from tests.fixtures.client import Account, ApiClient, login, register
 from tests.fixtures.server import free_port, stop, wait_until_live
 
 ROOT = Path(__file__).resolve().parents[2]
+# docker/entrypoint.sh's uvicorn flags, for every server the tests start.
+WS_MAX_SIZE = 65536
+WS_PROTOCOL = "app.live.protocol:LiveWebSocketProtocol"
 
 
 # --------------------------------------------------------------------------- in process
@@ -35,7 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 async def uvicorn_serving(app: FastAPI) -> AsyncIterator[str]:
     """`app` (its lifespan already running) behind a uvicorn server in this process: its base URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), lifespan="off", log_config=None, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        ws=WS_PROTOCOL,
+        ws_max_size=WS_MAX_SIZE,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -118,9 +128,9 @@ def _server_env(database_url: str, redis_prefix: str) -> dict[str, str]:
 
 def _start(env: dict[str, str]) -> Worker:
     port = free_port()
-    # As docker/entrypoint.sh runs it: no permessage-deflate.
+    # As docker/entrypoint.sh runs it: no permessage-deflate, frames up to 64 KiB, our --ws.
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--ws-per-message-deflate", "false"]
+    command += ["--ws-per-message-deflate", "false", "--ws-max-size", str(WS_MAX_SIZE), "--ws", WS_PROTOCOL]
     log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [*command, "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
