@@ -1,5 +1,6 @@
 """API.md sections 3 and 4: logout-all, the sessions list and ending one session."""
 
+from app.auth.sessions.types import MAX_LOGINS_PER_USER
 from tests.auth.helpers import attributes, set_cookies
 from tests.fixtures.client import API, login, register
 
@@ -103,3 +104,21 @@ async def test_deleting_the_current_session_logs_out(user):
 async def test_sessions_routes_need_a_session(client):
     assert (await client.get(f"{API}/users/me/sessions")).status_code == 401
     assert (await client.delete(f"{API}/users/me/sessions/abc")).status_code == 401
+
+
+async def test_a_user_holds_at_most_the_cap_of_logins_and_the_next_ends_the_oldest(make_client):
+    # 20,000 logins of one account made its sessions list 7 MiB and logout-all one
+    # 200 ms script that stalled every Redis client.
+    oldest = make_client()
+    account = await register(oldest)
+    await login(oldest, account)
+    second = make_client()
+    await login(second, account)
+    for _ in range(MAX_LOGINS_PER_USER - 1):
+        await login(make_client(), account)
+    assert (await oldest.get(f"{API}/users/me")).status_code == 401
+    assert (await second.get(f"{API}/users/me")).status_code == 200
+    listed = (await second.get(f"{API}/users/me/sessions")).json()
+    assert len(listed) == MAX_LOGINS_PER_USER
+    assert (await second.post(f"{API}/auth/logout-all")).status_code == 200
+    assert (await second.get(f"{API}/users/me")).status_code == 401

@@ -14,7 +14,7 @@ def script(name: str, *uses: str) -> str:
 
 
 READ = script("read")
-CREATE = script("create", "late")
+CREATE = script("create", "drop", "late")
 REFRESH = script("refresh", "drop", "late")
 END_LOGIN = script("end_login", "drop")
 REVOKE_LOGIN = script("revoke_login", "drop")

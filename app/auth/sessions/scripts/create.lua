@@ -12,14 +12,23 @@ local sk, fk, idx = p .. 's:' .. sh, p .. 'f:' .. fam, p .. 'uf:' .. uid
 local ended = false
 local members = redis.call('SMEMBERS', idx)
 if #members >= tonumber(ARGV[13]) then
-  local oldest, oldest_at = nil, nil
+  -- Members whose record expired are index entries only: forget them, count the rest.
+  local live, oldest, oldest_at = 0, nil, nil
   for _, other in ipairs(members) do
-    local at = tonumber(redis.call('HGET', p .. 'f:' .. other, 'created') or '0')
-    if oldest_at == nil or at < oldest_at then oldest, oldest_at = other, at end
+    local at = redis.call('HGET', p .. 'f:' .. other, 'created')
+    if at then
+      live = live + 1
+      at = tonumber(at)
+      if oldest_at == nil or at < oldest_at then oldest, oldest_at = other, at end
+    else
+      redis.call('SREM', idx, other)
+    end
   end
-  drop(p, oldest)
-  announce(p)
-  ended = oldest
+  if live >= tonumber(ARGV[13]) then
+    drop(p, oldest)
+    announce(p)
+    ended = oldest
+  end
 end
 redis.call('HSET', sk, 'uid', uid, 'fam', fam)
 redis.call('EXPIRE', sk, sttl)
