@@ -6,10 +6,12 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -32,13 +34,19 @@ from app.live.broadcast import BROADCASTER, create_broadcaster
 from app.live.hub import HUB, Hub
 from app.live.publish import BROADCASTER as BROADCASTER_INFO
 from app.logs import configure_logging, configure_sentry
-from app.metrics import METRICS, install_metrics
+from app.metrics import METRICS, Metrics, install_metrics
 from app.middleware import RequestContextMiddleware
 from app.ops.bootstrap import ensure_first_superuser_eventually, migrate
 from app.redis import create_client
 from app.state import SETTINGS, attach, mark_started, state_of
 
 logger = logging.getLogger("app")
+
+
+async def _redis_memory(redis: Redis, metrics: Metrics) -> None:
+    memory = await redis.info("memory")
+    metrics.redis_memory.set(memory["used_memory"])
+    metrics.redis_memory_max.set(memory.get("maxmemory", 0))
 
 
 @asynccontextmanager
@@ -62,6 +70,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # broadcaster (item events, app/live/publish.py) in its session's info.
     sessionmaker = create_sessionmaker(engine, **{STORE: store, BROADCASTER_INFO: broadcaster})
     state[SESSIONMAKER] = sessionmaker
+    if redis is not None:
+        state[METRICS].before_scrape.append(partial(_redis_memory, redis))
     mark_started(app)
     await anyio.to_thread.run_sync(dummy_hash)  # the first unknown-user login should not pay for it
     bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, sessionmaker))

@@ -5,7 +5,9 @@ in one process (the tests) never share or collide on series. With several uvicor
 workers each process counts its own: scrape each, or run one worker per container.
 """
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import iter_route_contexts
@@ -14,6 +16,8 @@ from prometheus_client.exposition import choose_encoder
 from starlette.types import Scope
 
 from app.state import Key, state_of
+
+logger = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"
 LOGIN_OUTCOMES = ("success", "failure", "inactive", "rate_limited")
@@ -106,6 +110,20 @@ class Metrics:
             "Open live-update WebSockets (/api/v1/ws) of this process.",
             registry=self.registry,
         )
+        self.redis_memory = Gauge(
+            "redis_memory_used_bytes",
+            "Redis's used_memory, read at each scrape (absent on the embedded default).",
+            registry=self.registry,
+        )
+        self.redis_memory_max = Gauge(
+            "redis_memory_max_bytes",
+            "Redis's maxmemory (0: no cap). Alert well before used reaches it: with"
+            " noeviction a full Redis refuses logins and refreshes (503).",
+            registry=self.registry,
+        )
+        # Read just before each scrape (the lifespan adds Redis's memory): a failure
+        # leaves the previous values, the scrape itself still answers.
+        self.before_scrape: list[Callable[[Metrics], Awaitable[None]]] = []
         for outcome in LOGIN_OUTCOMES:  # present at 0 before the first login, so rate() works
             self.logins.labels(outcome)
         # Label lookups validate and lock; the children are cached here so that the two
@@ -135,7 +153,13 @@ METRICS: Key[Metrics] = Key("metrics")
 
 async def get_metrics(request: Request) -> Response:
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(state_of(request)[METRICS].registry), media_type=content_type)
+    metrics = state_of(request)[METRICS]
+    for update in metrics.before_scrape:
+        try:
+            await update(metrics)
+        except Exception:  # a dependency outage must not take the metrics with it
+            logger.warning("a metrics source failed", exc_info=True)
+    return Response(encoder(metrics.registry), media_type=content_type)
 
 
 def install_metrics(app: FastAPI) -> Metrics:

@@ -118,3 +118,12 @@ async def test_each_app_has_a_registry_of_its_own(app: FastAPI, strict_app: Fast
             await scrape(other), "http_requests_total", method="GET", route="/healthz", status="200"
         )
     assert after == before
+
+
+async def test_redis_memory_is_read_at_each_scrape(client, redis):
+    # With noeviction a full Redis refuses logins: operators alert on used against max.
+    used = value(await scrape(client), "redis_memory_used_bytes")
+    assert used > 0
+    info = await redis.info("memory")
+    assert value(await scrape(client), "redis_memory_max_bytes") == float(info["maxmemory"])
+    assert abs(used - info["used_memory"]) < 0.5 * info["used_memory"]  # the same server's figure
