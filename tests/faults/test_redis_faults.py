@@ -4,6 +4,7 @@ Security notes §4.8 F1, F3 and F5, on a redis-server the test owns (tests/fault
 """
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,11 +79,12 @@ async def test_redis_stopped_fails_closed_then_serves_again_after_a_restart(stac
 
 
 def compose_redis_persistence() -> tuple[str, ...]:
-    """The arguments docker-compose.yml gives its redis-server (the append-only file)."""
+    """The arguments docker-compose.yml gives its redis-server (the append-only file, the
+    memory cap), with `${VAR:-default}` read as compose reads it with VAR unset."""
     compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
     command = compose["services"]["redis"]["command"]
     assert command[0] == "redis-server"
-    return tuple(command[1:])
+    return tuple(re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", argument) for argument in command[1:])
 
 
 async def test_with_the_compose_files_persistence_a_redis_restart_logs_no_one_out(stack):

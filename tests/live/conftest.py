@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from app.auth.cookies import COOKIES
 from app.state import state_of
-from tests.conftest import REDIS_URL, SECRET_KEY, promote
+from tests.conftest import REDIS_URL, SECRET_KEY, ClientFactory, promote
 from tests.fixtures.client import Account, ApiClient, login, register
 from tests.fixtures.server import free_port, stop, wait_until_live
 
@@ -190,3 +190,15 @@ def socket_cookie(client: ApiClient) -> str:
     token = client.session_token
     assert token, "not logged in"
     return f"{client.session_cookie}={token}"
+
+
+@pytest.fixture
+def logged_in(make_client: ClientFactory):
+    """Makes a registered, logged-in client."""
+
+    async def make() -> ApiClient:
+        client = make_client()
+        await login(client, await register(client))
+        return client
+
+    return make

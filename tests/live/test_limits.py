@@ -12,22 +12,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from app.live.hub import CLOSE_FLOOD, CLOSE_TOO_BIG, FLOOD_BURST, MAX_CLIENT_MESSAGE_BYTES
-from tests.conftest import ClientFactory
-from tests.fixtures.client import ApiClient, login, register
 from tests.live.conftest import Deployment, UserFactory, cookie_of, socket_cookie
 from tests.live.helpers import close_code, create_item, expect_event, open_socket, refused_status
 
 REFUSED_LOGGER = "uvicorn.error"
-
-
-@pytest.fixture
-def logged_in(make_client: ClientFactory):
-    async def make() -> ApiClient:
-        client = make_client()
-        await login(client, await register(client))
-        return client
-
-    return make
 
 
 async def send_quietly(ws: ClientConnection, message: str | bytes) -> None:

@@ -18,7 +18,6 @@ from app.items.schemas import ItemCreate
 from app.live.events import ItemEvent
 from app.live.hub import CLOSE_REVOKED, CLOSE_TOO_SLOW, HUB, MAX_SOCKETS_PER_USER
 from app.state import state_of
-from tests.conftest import ClientFactory
 from tests.fixtures.client import API, ApiClient, login, register, unique
 from tests.live.conftest import cookie_of
 from tests.live.helpers import (
@@ -35,16 +34,6 @@ from tests.live.helpers import (
     server_side,
     update_item,
 )
-
-
-@pytest.fixture
-def logged_in(make_client: ClientFactory):
-    async def make() -> ApiClient:
-        client = make_client()
-        await login(client, await register(client))
-        return client
-
-    return make
 
 
 @pytest.fixture
