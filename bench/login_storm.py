@@ -1,7 +1,9 @@
 """The login storm: does a burst of logins stall the other requests?
 
-What it measures: p50/p99 of GET /api/v1/users/me at low concurrency (-c8, so that
-latency means something) without, then with, a login storm: 8 clients, in a load
+What it measures: p50/p99 of two bystanders, GET /api/v1/users/me (Redis only) and
+GET /api/v1/items?limit=20 (a PostgreSQL query, so a login storm that held the pool
+shows there), at low concurrency (-c8, so that latency means something) without, then
+with, a login storm: 8 clients, in a load
 generator process of their own (bench.storm_worker), each logging in again as soon as
 its previous login answered, for the whole wrk run; and the logins' own rate and latency.
 
@@ -21,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.auth.passwords import password_helper
 from bench.common import API, PASSWORD, ROOT, BenchError, percentile
@@ -31,6 +34,9 @@ from bench.wrk import WrkResult, measure, require_2xx, run_wrk
 # wrk's default 2 s timeout would drop exactly the slow requests it is there to measure
 # from the latency distribution.
 LATENCY_WRK_TIMEOUT = "30s"
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Argon2Cost:
 class StormResult:
     baseline: WrkResult  # users/me without logins
     stormed: WrkResult  # users/me while the clients log in
+    items_baseline: WrkResult  # items?limit=20 without logins
+    items_stormed: WrkResult  # the same, while the clients log in
     logins: int  # completed during the stormed wrk run
     seconds: float  # length of that run, as the parent measured it
     login_p50_ms: float
@@ -54,8 +62,8 @@ class StormResult:
 
 
 def under_login_storm(
-    base_url: str, usernames: list[str], run: Callable[[], WrkResult]
-) -> tuple[WrkResult, list[float], float]:
+    base_url: str, usernames: list[str], run: Callable[[], T]
+) -> tuple[T, list[float], float]:
     """Runs `run` while one client per username logs in continuously (from another process).
     Returns its result, the latencies in ms of the logins completed during it, and its length in s."""
     command = [sys.executable, "-m", "bench", STORM_WORKER, base_url, *usernames]
@@ -110,12 +118,17 @@ def login_storm(base_url: str, cookie: str, args: argparse.Namespace) -> StormRe
     load_average = os.getloadavg()[0]
     usernames = register_users(base_url, args.login_clients)
     argon2 = argon2_cost()  # while the server is idle
-    url = f"{base_url}{API}/users/me"
+    urls = (f"{base_url}{API}/users/me", f"{base_url}{API}/items?limit=20")
     connections = args.latency_connections
-    print(f"login storm: {url} at -c{connections}, without then with {args.login_clients} clients logging in")
-    baseline = measure(url, args, cookie=cookie, connections=connections, timeout=LATENCY_WRK_TIMEOUT)
+    print(
+        f"login storm: {', '.join(urls)} at -c{connections}, without then with {args.login_clients} clients logging in"
+    )
+    baseline, items_baseline = (
+        measure(url, args, cookie=cookie, connections=connections, timeout=LATENCY_WRK_TIMEOUT)
+        for url in urls
+    )
 
-    def stormed_run() -> WrkResult:
+    def stormed_run(url: str) -> WrkResult:
         print(f"{url}: {args.duration} s measured while {args.login_clients} clients log in")
         result = run_wrk(
             url,
@@ -128,12 +141,16 @@ def login_storm(base_url: str, cookie: str, args: argparse.Namespace) -> StormRe
         require_2xx(url, result)
         return result
 
-    stormed, latencies, seconds = under_login_storm(base_url, usernames, stormed_run)
+    (stormed, items_stormed), latencies, seconds = under_login_storm(
+        base_url, usernames, lambda: (stormed_run(urls[0]), stormed_run(urls[1]))
+    )
     if not latencies:
         raise BenchError("no login completed during the stormed run")
     return StormResult(
         baseline=baseline,
         stormed=stormed,
+        items_baseline=items_baseline,
+        items_stormed=items_stormed,
         logins=len(latencies),
         seconds=seconds,
         login_p50_ms=percentile(latencies, 0.50),
@@ -168,6 +185,8 @@ def report(storm: StormResult, args: argparse.Namespace) -> None:
     rows = (
         ("GET users/me, no logins", storm.baseline),
         (f"GET users/me, {args.login_clients} clients logging in", storm.stormed),
+        ("GET items?limit=20, no logins", storm.items_baseline),
+        (f"GET items, {args.login_clients} clients logging in", storm.items_stormed),
     )
     for name, result in rows:
         print(
@@ -183,3 +202,5 @@ def report(storm: StormResult, args: argparse.Namespace) -> None:
             print(f"warning: {name}: socket errors: {result.socket_errors}")
     ratio = storm.stormed.p99_ms / storm.baseline.p99_ms
     print(f"users/me p99 with / without the login storm: {ratio:.1f}x")
+    items_ratio = storm.items_stormed.p99_ms / storm.items_baseline.p99_ms
+    print(f"items p99 with / without the login storm: {items_ratio:.1f}x")
