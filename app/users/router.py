@@ -1,4 +1,6 @@
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.audit import audit
 from app.auth.cookies import CookiesDep
@@ -6,6 +8,7 @@ from app.auth.deps import CurrentPrincipal, CurrentUser, OptionalUser
 from app.auth.manager import UserManagerDep
 from app.auth.schemas import UserPublic, UserRead
 from app.auth.sessions import StoreDep
+from app.auth.sessions.types import MAX_LOGINS_PER_USER
 from app.db import SessionDep
 from app.errors import AppError, ErrorCode, responses
 from app.users import service
@@ -56,10 +59,20 @@ async def update_me(
     "/me/sessions",
     response_model=list[SessionRead],
     summary="Your sessions (one per login), oldest first",
-    responses=responses(ErrorCode.NOT_AUTHENTICATED),
+    responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.VALIDATION_ERROR),
 )
-async def list_my_sessions(store: StoreDep, principal: CurrentPrincipal) -> list[SessionRead]:
+async def list_my_sessions(
+    response: Response,
+    store: StoreDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOGINS_PER_USER)] = MAX_LOGINS_PER_USER,
+    offset: Annotated[int, Query(ge=0, le=MAX_LOGINS_PER_USER)] = 0,
+) -> list[SessionRead]:
+    """At most MAX_LOGINS_PER_USER (50) sessions exist, so the default page is all of
+    them; `limit` and `offset` page through them, and `X-Total-Count` says how many
+    there are (the body stays the list of API.md section 4)."""
     logins = await store.list_user(principal.user.id)
+    response.headers["X-Total-Count"] = str(len(logins))
     return [
         SessionRead(
             id=login.id,
@@ -69,7 +82,7 @@ async def list_my_sessions(store: StoreDep, principal: CurrentPrincipal) -> list
             ip=login.ip,
             current=login.id == principal.login_id,
         )
-        for login in logins
+        for login in logins[offset : offset + limit]
     ]
 
 

@@ -118,7 +118,14 @@ async def test_a_user_holds_at_most_the_cap_of_logins_and_the_next_ends_the_olde
         await login(make_client(), account)
     assert (await oldest.get(f"{API}/users/me")).status_code == 401
     assert (await second.get(f"{API}/users/me")).status_code == 200
-    listed = (await second.get(f"{API}/users/me/sessions")).json()
+    everything = await second.get(f"{API}/users/me/sessions")
+    listed = everything.json()
     assert len(listed) == MAX_LOGINS_PER_USER
+    assert everything.headers["x-total-count"] == str(MAX_LOGINS_PER_USER)
+    page = await second.get(f"{API}/users/me/sessions", params={"limit": 10, "offset": 45})
+    assert page.json() == listed[45:]
+    assert page.headers["x-total-count"] == str(MAX_LOGINS_PER_USER)
+    too_many = await second.get(f"{API}/users/me/sessions", params={"limit": MAX_LOGINS_PER_USER + 1})
+    assert too_many.status_code == 422
     assert (await second.post(f"{API}/auth/logout-all")).status_code == 200
     assert (await second.get(f"{API}/users/me")).status_code == 401
