@@ -208,12 +208,7 @@ async def test_the_access_log_ties_to_the_backend_and_holds_no_secret(edge_clien
         client.cookies.get("__Secure-refresh"),
         account.password,
     ]
-    deadline = asyncio.get_running_loop().time() + 5
-    while request_id not in edge_clients.log_path.read_text():
-        assert asyncio.get_running_loop().time() < deadline, "the request never reached the access log"
-        await asyncio.sleep(0.1)
-    log = edge_clients.log_path.read_text()
-    line = next(json.loads(entry) for entry in log.splitlines() if request_id in entry)
+    line, log = await access_log_line(edge_clients, request_id)
     assert line["request"]["uri"] == f"{API}/users/me"
     assert line["status"] == 200
     for secret in secrets:
@@ -255,11 +250,17 @@ async def test_the_access_log_keeps_no_query_string(edge_clients: Edge) -> None:
     )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
+    line, log = await access_log_line(edge_clients, request_id)
+    assert line["request"]["uri"] == f"{API}/health?REDACTED"
+    assert secret not in log
+
+
+async def access_log_line(edge_clients, request_id: str) -> tuple[dict, str]:
+    """Caddy's access-log entry of this request (it is written shortly after the answer),
+    and the whole log."""
     deadline = asyncio.get_running_loop().time() + 5
     while request_id not in edge_clients.log_path.read_text():
         assert asyncio.get_running_loop().time() < deadline, "the request never reached the access log"
         await asyncio.sleep(0.1)
     log = edge_clients.log_path.read_text()
-    line = next(json.loads(entry) for entry in log.splitlines() if request_id in entry)
-    assert line["request"]["uri"] == f"{API}/health?REDACTED"
-    assert secret not in log
+    return next(json.loads(entry) for entry in log.splitlines() if request_id in entry), log
