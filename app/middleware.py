@@ -63,8 +63,10 @@ class RequestContextMiddleware:
                     return
                 await self.app(scope, receive, send)
                 return
-            carries_credentials = cookies is not None and any(
-                cookies.count(n) for n in self.credential_cookies
+            # A refused request may carry credentials in what was not read (too large) or
+            # not understood (unclean): its answer is never stored either (API.md section 2).
+            carries_credentials = refusal is not None or (
+                cookies is not None and any(cookies.count(n) for n in self.credential_cookies)
             )
             started = False
             status = 500  # what a response that never started counts as

@@ -16,6 +16,7 @@ async def test_a_48_kb_cookie_of_escaped_backslashes_is_refused_before_parsing(c
     assert response.status_code == 431
     assert response.json()["error"]["code"] == "request_headers_too_large"
     assert response.headers["connection"] == "close"
+    assert response.headers["cache-control"] == "no-store"  # it carried a session cookie
     assert (await client.get("/healthz")).status_code == 200
 
 
@@ -61,5 +62,6 @@ async def test_a_cookie_pair_two_parsers_split_differently_is_refused(make_clien
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+    assert response.headers["cache-control"] == "no-store"
     listed = (await dave.get(f"{API}/items", params={"q": title})).json()
     assert listed["total"] == 0
