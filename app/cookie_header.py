@@ -19,7 +19,7 @@ accepted: other software on the same site may set them.
 """
 
 import re
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,14 +69,17 @@ def parse(header: str) -> Cookies:
     return Cookies(values, clean)
 
 
+def header_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """Every Cookie header of a request as one: HTTP/2 may send one per cookie, and they
+    are one list (RFC 9113 8.2.3)."""
+    return "; ".join(value.decode("latin-1") for key, value in headers if key == b"cookie")
+
+
 def cookies_of(scope: MutableMapping[str, Any]) -> Cookies:
     """The request's cookies, as RequestContextMiddleware parsed them (a scope it did not
     see, such as a test's, is parsed here)."""
     state = scope.setdefault("state", {})
     parsed: Cookies | None = state.get("cookies")
     if parsed is None:
-        header = "; ".join(
-            value.decode("latin-1") for key, value in scope.get("headers", ()) if key == b"cookie"
-        )
-        parsed = state["cookies"] = parse(header)
+        parsed = state["cookies"] = parse(header_of(scope.get("headers", ())))
     return parsed

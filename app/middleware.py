@@ -8,7 +8,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.cookie_header import parse
+from app.cookie_header import EMPTY, Cookies, header_of, parse
 from app.errors import ErrorCode, error_response, unavailable
 from app.logs import request_id_var
 from app.metrics import Metrics, RouteTemplates
@@ -46,15 +46,14 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming, cookie_header, refusal = _read_headers(scope)
+        incoming, refusal = _read_headers(scope)
         request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        cookies = parse(cookie_header) if refusal is None else None
-        if cookies is not None:
+        cookies: Cookies | None = None  # unread when the headers are refused already
+        if refusal is None:
+            cookies, refusal = _read_cookies(scope)
             state["cookies"] = cookies
-            if not cookies.clean:
-                refusal = ErrorCode.BAD_REQUEST
         reset = request_id_var.set(request_id)
         try:
             if scope["type"] == "websocket":
@@ -127,9 +126,9 @@ class RequestContextMiddleware:
             )
 
 
-def _read_headers(scope: Scope) -> tuple[str, str, ErrorCode | None]:
-    """The request id and Cookie headers, and whether the headers are too large to read."""
-    incoming, cookie, total, refusal = "", "", 0, None
+def _read_headers(scope: Scope) -> tuple[str, ErrorCode | None]:
+    """The request id header, and whether the headers are too large to read."""
+    incoming, total, refusal = "", 0, None
     for key, value in scope["headers"]:
         size = len(key) + len(value)
         total += size
@@ -137,13 +136,19 @@ def _read_headers(scope: Scope) -> tuple[str, str, ErrorCode | None]:
             refusal = ErrorCode.REQUEST_HEADERS_TOO_LARGE
         elif key == b"x-request-id":
             incoming = value.decode("latin-1")
-        elif key == b"cookie":
-            # Several Cookie headers (HTTP/2 splits them) are one list (RFC 9113 8.2.3).
-            text = value.decode("latin-1")
-            cookie = f"{cookie}; {text}" if cookie else text
-    if total > MAX_HEADERS_BYTES or len(cookie) > MAX_HEADER_BYTES:
+    if total > MAX_HEADERS_BYTES:
         refusal = ErrorCode.REQUEST_HEADERS_TOO_LARGE
-    return incoming, cookie, refusal
+    return incoming, refusal
+
+
+def _read_cookies(scope: Scope) -> tuple[Cookies, ErrorCode | None]:
+    """The one parse of the request's cookies (app/cookie_header.py), and whether they are
+    refused: too large in all, or not clean."""
+    header = header_of(scope["headers"])
+    if len(header) > MAX_HEADER_BYTES:  # several Cookie headers, each under the cap
+        return EMPTY, ErrorCode.REQUEST_HEADERS_TOO_LARGE
+    cookies = parse(header)
+    return cookies, None if cookies.clean else ErrorCode.BAD_REQUEST
 
 
 def _refused(code: ErrorCode) -> ASGIApp:
