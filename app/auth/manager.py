@@ -10,7 +10,6 @@
   registered email from an unknown one.
 """
 
-import hashlib
 import hmac
 import logging
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore
 from app.db import SessionDep, after_commit
 from app.errors import AppError, ErrorCode
+from app.keys import derived_key, keyed_digest
 from app.models import User
 from app.state import SETTINGS, state_of
 
@@ -131,8 +131,8 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
     def _fingerprint(self, user: User) -> str:
         """Binds a reset token to the current password hash, so that it stops working once
         the password changes. Keyed: the token (a signed, not encrypted, JWT) shows it."""
-        key = f"reset-fingerprint:{self.reset_password_token_secret}".encode()
-        return hmac.new(key, user.hashed_password.encode(), hashlib.sha256).hexdigest()
+        key = derived_key(str(self.reset_password_token_secret), "reset-fingerprint")
+        return keyed_digest(key, user.hashed_password).hex()
 
     async def forgot_password(self, user: User, request: Request | None = None) -> None:
         """The library's, with a keyed hash (HMAC) as the fingerprint instead of Argon2:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from app.auth.principal import SessionUser
+from app.keys import derived_key, keyed_digest
 
 # A cookie longer than this cannot be one we issued; it is refused without a lookup.
 MAX_TOKEN_LENGTH = 128
@@ -88,10 +89,10 @@ class RefreshTokens:
     is kept per rotation. Redis holds no usable token: the MAC key is not there."""
 
     def __init__(self, secret_key: str) -> None:
-        self.key = hashlib.sha256(b"refresh-token:" + secret_key.encode()).digest()
+        self.key = derived_key(secret_key, "refresh-token")
 
     def _mac(self, login_id: str, generation: int) -> str:
-        digest = hmac.new(self.key, f"{login_id}.{generation}".encode(), hashlib.sha256).digest()
+        digest = keyed_digest(self.key, f"{login_id}.{generation}")
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def issue(self, login_id: str, generation: int) -> str:
