@@ -98,15 +98,31 @@ async def test_me_with_a_garbage_session_cookie_is_401_never_5xx(app, make_clien
 
 
 @pytest.mark.parametrize(
-    "raw",
-    [b"caf\xc3\xa9", b"\xff\xfe\xfd", b"a;b;c;;;", b"=;=;="],
-    ids=["utf8", "latin1", "semicolons", "equals"],
+    ("raw", "clean"),
+    [
+        (b"caf\xc3\xa9", True),
+        (b"\xff\xfe\xfd", True),
+        (b"a;b;c;;;", True),
+        (b"=;=;=", True),
+        (b"\x7f\x01", False),
+        (b'"unterminated', False),
+        (b'"a\\"', False),
+        (b'x"y', False),
+    ],
+    ids=["utf8", "latin1", "semicolons", "equals", "control", "unterminated", "escaped-quote", "inner-quote"],
 )
-async def test_me_with_odd_cookie_bytes_is_401_never_5xx(app, make_client, raw):
+async def test_me_with_odd_session_cookie_bytes_is_401_or_400_never_5xx(app, make_client, raw, clean):
+    # A header that parses cleanly names no session (401). One that does not is refused
+    # before authentication or CSRF (app/cookie_header.py): where two parsers could read
+    # it differently, none reads it.
     client = make_client()
     header = state_of(app)[COOKIES].session.encode() + b"=" + raw
     response = await client.get(f"{API}/users/me", headers={"Cookie": header})
-    assert_error(response, 401, "not_authenticated")
+    if clean:
+        assert_error(response, 401, "not_authenticated")
+    else:
+        assert_error(response, 400, "bad_request")
+        assert response.headers["connection"] == "close"
 
 
 async def test_me_with_a_malformed_cookie_header_is_401_never_5xx(make_client):
@@ -114,21 +130,6 @@ async def test_me_with_a_malformed_cookie_header_is_401_never_5xx(make_client):
     for header in ("just-junk", ";;;", "=", "a" * 8_000):
         response = await client.get(f"{API}/users/me", headers={"Cookie": header})
         assert_error(response, 401, "not_authenticated")
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [b"\x7f\x01", b'"unterminated', b'"a\\"', b'x"y'],
-    ids=["control", "unterminated", "escaped-quote", "inner-quote"],
-)
-async def test_a_cookie_header_that_does_not_parse_cleanly_is_refused_with_400(app, make_client, raw):
-    # Where two parsers could read such a header differently, none reads it (see
-    # app/cookie_header.py): the request is refused before authentication or CSRF.
-    client = make_client()
-    header = state_of(app)[COOKIES].session.encode() + b"=" + raw
-    response = await client.get(f"{API}/users/me", headers={"Cookie": header})
-    assert_error(response, 400, "bad_request")
-    assert response.headers["connection"] == "close"
 
 
 async def test_me_with_the_session_cookie_of_a_logged_out_session_is_401(user, make_client):
