@@ -128,7 +128,9 @@ async def login(
         if exc.code is ErrorCode.RATE_LIMITED:
             auth.metrics.login("rate_limited")
         raise
-    if not await check_password(auth.sessionmaker, user, password) or user is None:
+    # Checked (hashed) for an unknown user too, before anything looks at `user`.
+    verified = await check_password(auth.sessionmaker, user, password)
+    if user is None or not verified:
         _login_outcome(auth, "failure", subject=_subject(auth.settings.signing_key, identifier))
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     # Only after the right password: otherwise this answer would reveal the account.

@@ -97,6 +97,18 @@ async def test_a_few_messages_or_none_keep_the_socket_open(app: FastAPI, served:
 # ----------------------------------------------------------------------------- refused handshakes
 
 
+async def test_a_handshake_with_a_cookie_header_that_does_not_parse_cleanly_is_refused(
+    app: FastAPI, served: str, logged_in
+):
+    # The same rule as for HTTP (app/middleware.py): a valid session next to an unclean
+    # pair authenticates nothing, here as there.
+    client = await logged_in()
+    valid = cookie_of(app, client)
+    assert await refused_status(served, cookie=f'x="a\\"; {valid}') == 403
+    async with await open_socket(served, cookie=valid):
+        pass  # the same session alone is accepted
+
+
 async def test_a_refused_handshake_logs_one_info_line_and_no_error(
     served: str, caplog: pytest.LogCaptureFixture
 ):
