@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from alembic import context
 from app.config import load_settings
 from app.db import Base, UTCDateTime
-from app.models import Item, User  # noqa: F401  (registers every table on Base.metadata)
+import app.models  # noqa: F401  (registers every table on Base.metadata)
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     # a client looping on refresh gets 429 instead of filling Redis.
     refresh_rate_limit: str = "10/minute"
 
+    # Second factors and re-authentication (API.md section 9). A session is fresh for this
+    # long after a factor was presented; sensitive operations ask for a fresh one.
+    reauth_max_age_seconds: int = Field(300, ge=1)
+    admin_require_mfa: bool | None = None  # None: on in production, off otherwise
+    # Passkeys: the relying party id (a domain: passkeys are bound to it, so it must stay
+    # the same for as long as they should work). Unset: the host of PUBLIC_URL, else of
+    # the request.
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str = "Cookie-session backend"
+
     docs_enabled: bool | None = None  # None: on outside production
     sentry_dsn: str | None = None
 
@@ -104,7 +114,7 @@ class Settings(BaseSettings):
             return [str(v).strip().rstrip("/") for v in value if str(v).strip()]
         return value
 
-    @field_validator("database_url", "redis_url", "secret_key", "sentry_dsn", mode="before")
+    @field_validator("database_url", "redis_url", "secret_key", "sentry_dsn", "webauthn_rp_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -142,6 +152,12 @@ class Settings(BaseSettings):
         if self.docs_enabled is None:
             return self.environment != "production"
         return self.docs_enabled
+
+    @property
+    def require_admin_mfa(self) -> bool:
+        if self.admin_require_mfa is None:
+            return self.environment == "production"
+        return self.admin_require_mfa
 
     @property
     def embedded(self) -> bool:

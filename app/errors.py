@@ -31,6 +31,13 @@ class ErrorCode(StrEnum):
     USER_ALREADY_EXISTS = "user_already_exists"
     LAST_SUPERUSER = "last_superuser"
     INVALID_TOKEN = "invalid_token"
+    INVALID_PASSKEY = "invalid_passkey"
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    INVALID_MFA_CODE = "invalid_mfa_code"
+    MFA_CHALLENGE_EXPIRED = "mfa_challenge_expired"
+    REAUTHENTICATION_REQUIRED = "reauthentication_required"
+    MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
+    CONFLICT = "conflict"
     ALREADY_VERIFIED = "already_verified"
     RATE_LIMITED = "rate_limited"
     BAD_REQUEST = "bad_request"
@@ -54,6 +61,13 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.LAST_SUPERUSER: 409,
     ErrorCode.INVALID_TOKEN: 400,
+    ErrorCode.INVALID_PASSKEY: 400,
+    ErrorCode.SECOND_FACTOR_REQUIRED: 400,
+    ErrorCode.INVALID_MFA_CODE: 401,
+    ErrorCode.MFA_CHALLENGE_EXPIRED: 401,
+    ErrorCode.REAUTHENTICATION_REQUIRED: 403,
+    ErrorCode.MFA_ENROLLMENT_REQUIRED: 403,
+    ErrorCode.CONFLICT: 409,
     ErrorCode.ALREADY_VERIFIED: 400,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.BAD_REQUEST: 400,
@@ -77,6 +91,13 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.USER_ALREADY_EXISTS: "A user with this email or username already exists.",
     ErrorCode.LAST_SUPERUSER: "The last active superuser cannot lose that role.",
     ErrorCode.INVALID_TOKEN: "The token is invalid or expired.",
+    ErrorCode.INVALID_PASSKEY: "The passkey response could not be verified.",
+    ErrorCode.SECOND_FACTOR_REQUIRED: "This account has a second factor: re-authenticate with it.",
+    ErrorCode.INVALID_MFA_CODE: "The code is wrong, already used or expired.",
+    ErrorCode.MFA_CHALLENGE_EXPIRED: "No second step is pending, or it expired: log in again.",
+    ErrorCode.REAUTHENTICATION_REQUIRED: "Confirm it is you: re-authenticate to do this.",
+    ErrorCode.MFA_ENROLLMENT_REQUIRED: "Admin routes need a second factor: enrol one first.",
+    ErrorCode.CONFLICT: "The request conflicts with the current state.",
     ErrorCode.ALREADY_VERIFIED: "This email address is already verified.",
     ErrorCode.RATE_LIMITED: "Too many requests.",
     ErrorCode.BAD_REQUEST: "Bad request.",

@@ -23,6 +23,8 @@ from app.auth.cache import STORE
 from app.auth.cookies import COOKIES, CookiePolicy
 from app.auth.csrf import CSRF, CSRF_HEADER, CsrfMiddleware, CsrfSigner
 from app.auth.mail import MAIL, create_mail_sender
+from app.auth.mfa.challenges import CHALLENGES, create_challenges
+from app.auth.mfa.factors import MFA_KEYS, MfaKeys
 from app.auth.passwords import dummy_hash
 from app.auth.ratelimit import RATE_LIMITS, RateLimits
 from app.auth.sessions import SESSION_STORE
@@ -64,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await broadcaster.start()
     state[ENGINE] = engine
     state[SESSION_STORE] = store
+    state[CHALLENGES] = create_challenges(redis, settings.redis_key_prefix)
     state[HUB] = hub
     state[BROADCASTER] = broadcaster
     # A unit of work finds the store (user snapshots, app/auth/cache.py) and the
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state[BACKEND] = create_backend(cookies)
     state[RATE_LIMITS] = RateLimits(settings)
     state[MAIL] = create_mail_sender(settings)
+    state[MFA_KEYS] = MfaKeys.from_settings(settings)
 
     install_error_handlers(app)
     include_routers(app)
@@ -129,7 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", CSRF_HEADER],
         )
     app.add_middleware(
-        RequestContextMiddleware, credential_cookies=(cookies.session, cookies.refresh), metrics=metrics
+        RequestContextMiddleware,
+        credential_cookies=(cookies.session, cookies.refresh, cookies.mfa),
+        metrics=metrics,
     )
     # The client address (logs, rate limits, the sessions list) comes from
     # X-Forwarded-For only when the direct peer is a trusted proxy. uvicorn does the

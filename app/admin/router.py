@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin import service
 from app.admin.schemas import AdminUserUpdate
 from app.audit import audit
-from app.auth.deps import SuperUser
+from app.auth.deps import FreshSuperUser, SuperUser
 from app.auth.manager import UserManagerDep
 from app.auth.schemas import UserRead
 from app.auth.sessions import StoreDep
@@ -24,8 +24,14 @@ from app.schemas import NO_NUL, Page
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-GUARD = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR)
-WRITE = (*GUARD, ErrorCode.CSRF_FAILED)
+GUARD = (
+    ErrorCode.NOT_AUTHENTICATED,
+    ErrorCode.FORBIDDEN,
+    ErrorCode.MFA_ENROLLMENT_REQUIRED,
+    ErrorCode.VALIDATION_ERROR,
+)
+# Every admin PATCH and DELETE also needs a fresh session (API.md section 9).
+WRITE = (*GUARD, ErrorCode.CSRF_FAILED, ErrorCode.REAUTHENTICATION_REQUIRED)
 
 
 @contextmanager
@@ -127,7 +133,7 @@ async def update_user(
     session: SessionDep,
     manager: UserManagerDep,
     store: StoreDep,
-    admin: SuperUser,
+    admin: FreshSuperUser,
 ) -> UserRead:
     """Omitted fields stay as they are; null is refused. Deactivation, demotion or a new
     password ends every session of the user at once. A new email is unverified unless
@@ -145,7 +151,7 @@ async def update_user(
     responses=responses(*WRITE, ErrorCode.NOT_FOUND, ErrorCode.LAST_SUPERUSER),
 )
 async def delete_user(
-    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
+    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: FreshSuperUser
 ) -> Response:
     """The last active superuser cannot be deleted (409 `last_superuser`)."""
     with audited(request, session, "delete_user", admin.id, user_id):
@@ -160,7 +166,7 @@ async def delete_user(
     responses=responses(*WRITE, ErrorCode.NOT_FOUND),
 )
 async def revoke_user_sessions(
-    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: SuperUser
+    request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: FreshSuperUser
 ) -> Response:
     """The user stays; they log in again with their password."""
     with audited(request, session, "revoke_sessions", admin.id, user_id) as fields:

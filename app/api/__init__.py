@@ -11,6 +11,8 @@ from fastapi import Depends, FastAPI
 from app.admin.router import router as admin_router
 from app.auth.deps import current_superuser
 from app.auth.library import router as library_router
+from app.auth.mfa.account_router import router as mfa_account_router
+from app.auth.mfa.router import router as mfa_router
 from app.auth.router import router as auth_router
 from app.health.router import api_router as health_api_router
 from app.health.router import router as health_router
@@ -28,6 +30,8 @@ def include_routers(app: FastAPI) -> None:
         items_router,
         auth_router,
         library_router,  # fastapi-users' register, reset and verify routes
+        mfa_router,  # the second step, passkey login, re-authentication
+        mfa_account_router,  # /users/me/mfa, /users/me/passkeys
         health_api_router,
         live_router,  # WebSocket /api/v1/ws
     ):

@@ -26,7 +26,14 @@ from fastapi.routing import iter_route_contexts
 
 from app.auth.cookies import COOKIES
 from app.auth.csrf import UNSAFE_METHODS
-from app.auth.deps import current_principal, current_superuser, current_user, optional_user
+from app.auth.deps import (
+    current_principal,
+    current_superuser,
+    current_user,
+    fresh_principal,
+    fresh_superuser,
+    optional_user,
+)
 from app.auth.ratelimit import per_ip
 from app.errors import MESSAGES, STATUS, ErrorCode, ErrorResponse
 from app.state import state_of
@@ -37,7 +44,7 @@ ENVELOPE_REF = f"#/components/schemas/{ENVELOPE}"
 _REF_PREFIX = "#/components/schemas/"
 
 _REQUIRES_SESSION: frozenset[Callable[..., Any]] = frozenset(
-    {current_principal, current_user, current_superuser}
+    {current_principal, current_user, current_superuser, fresh_principal, fresh_superuser}
 )
 _READS_SESSION: frozenset[Callable[..., Any]] = frozenset({optional_user})
 _RATE_LIMITED: frozenset[Callable[..., Any]] = frozenset({per_ip().dependency})

@@ -24,7 +24,7 @@ from fastapi_users.types import DependencyCallable
 
 from app.audit import client_ip
 from app.auth.cookies import COOKIES, CookiePolicy
-from app.auth.principal import snapshot
+from app.auth.principal import Assurance, snapshot
 from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore, Tokens
 from app.config import Settings
@@ -73,6 +73,9 @@ class SessionStrategy:
         self.refresh_token = refresh_token
         self.issued: Tokens | None = None
         self.ended: tuple[int, str] | None = None  # (user id, login id)
+        # How the login being made was authenticated (a second step, a passkey); None: a
+        # password alone, now.
+        self.assurance: Assurance | None = None
 
     async def write_token(self, user: User) -> str:
         self.issued = await self.store.create(
@@ -81,6 +84,7 @@ class SessionStrategy:
             refresh_ttl=self.settings.refresh_token_seconds,
             user_agent=self.user_agent,
             ip=self.ip,
+            assurance=self.assurance or Assurance.password(),
         )
         return self.issued.session
 

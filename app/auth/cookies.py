@@ -17,6 +17,7 @@ class CookiePolicy:
     session: str
     refresh: str
     csrf: str
+    mfa: str  # a pending second step (API.md section 9)
     secure: bool
     session_samesite: Literal["Lax", "Strict"]
     session_max_age: int
@@ -30,6 +31,7 @@ class CookiePolicy:
             session="__Host-session" if secure else "session",
             refresh="__Secure-refresh" if secure else "refresh",
             csrf="__Host-csrftoken" if secure else "csrftoken",
+            mfa="__Secure-mfa" if secure else "mfa",
             secure=secure,
             session_samesite="Strict" if settings.cookie_samesite == "strict" else "Lax",
             session_max_age=settings.access_token_seconds,
@@ -101,6 +103,22 @@ class CookiePolicy:
         response.headers.append(
             "set-cookie",
             self._header(self.csrf, "", max_age=0, path="/", http_only=False, samesite="Strict"),
+        )
+
+    def set_mfa(self, response: Response, token: str, max_age: int) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.mfa, token, max_age=max_age, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"
+            ),
+        )
+
+    def clear_mfa(self, response: Response) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.mfa, "", max_age=0, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"
+            ),
         )
 
     def clear_all(self, response: Response) -> None:

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from app.auth.backend import BACKEND
 from app.auth.cookies import COOKIES
 from app.auth.csrf import CSRF
+from app.auth.mfa.challenges import CHALLENGES
 from app.auth.principal import Principal, SessionUser, snapshot
 from app.auth.ratelimit import RATE_LIMITS
 from app.auth.service import Auth
@@ -49,7 +50,7 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
     # A deactivated user's sessions stop working at once, whatever their TTL.
     if user is None or not user.is_active:
         return None
-    return Principal(user, active.login_id)
+    return Principal(user, active.login_id, active.assurance)
 
 
 # Each dependency below is one function rather than a chain of sub-dependencies:
@@ -72,11 +73,38 @@ async def optional_user(request: Request) -> SessionUser | None:
     return principal.user if principal else None
 
 
-async def current_superuser(request: Request) -> SessionUser:
-    user = await current_user(request)
-    if not user.is_superuser:
+def require_fresh(request: Request, principal: Principal) -> Principal:
+    """403 `reauthentication_required` unless the session is fresh (API.md section 9),
+    naming what this user can re-authenticate with."""
+    if not principal.fresh(state_of(request)[SETTINGS].reauth_max_age_seconds):
+        raise AppError(
+            ErrorCode.REAUTHENTICATION_REQUIRED, details={"methods": principal.reauthentication_methods()}
+        )
+    return principal
+
+
+async def fresh_principal(request: Request) -> Principal:
+    return require_fresh(request, await current_principal(request))
+
+
+async def superuser_principal(request: Request) -> Principal:
+    """A superuser, with a second factor while ADMIN_REQUIRE_MFA is on: one without can
+    still log in and enrol one, but no admin route answers them."""
+    principal = await current_principal(request)
+    if not principal.user.is_superuser:
         raise AppError(ErrorCode.FORBIDDEN)
-    return user
+    if state_of(request)[SETTINGS].require_admin_mfa and not principal.user.has_second_factor:
+        raise AppError(ErrorCode.MFA_ENROLLMENT_REQUIRED)
+    return principal
+
+
+async def current_superuser(request: Request) -> SessionUser:
+    return (await superuser_principal(request)).user
+
+
+async def fresh_superuser(request: Request) -> SessionUser:
+    """Every admin PATCH and DELETE: a superuser on a fresh session."""
+    return require_fresh(request, await superuser_principal(request)).user
 
 
 async def get_auth(request: Request) -> Auth:
@@ -90,10 +118,13 @@ async def get_auth(request: Request) -> Auth:
         backend=state[BACKEND],
         metrics=state[METRICS],
         sessionmaker=state[SESSIONMAKER],
+        challenges=state[CHALLENGES],
     )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+FreshPrincipal = Annotated[Principal, Depends(fresh_principal)]
+FreshSuperUser = Annotated[SessionUser, Depends(fresh_superuser)]
 CurrentUser = Annotated[SessionUser, Depends(current_user)]
 OptionalUser = Annotated[SessionUser | None, Depends(optional_user)]
 SuperUser = Annotated[SessionUser, Depends(current_superuser)]

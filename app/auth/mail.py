@@ -9,7 +9,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -25,8 +25,13 @@ BODY_LOGGED_IN = frozenset({"development", "test"})
 SMTP_TIMEOUT_SECONDS = 10
 
 
+Headers = Mapping[str, str] | None
+
+
 class MailSender(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
+    async def send(self, to: str, subject: str, body: str, headers: Headers = None) -> None:
+        """`headers`: extra ones, such as X-Security-Event on a security notice (API.md section 10)."""
+        ...
 
 
 class LogMailSender:
@@ -35,11 +40,12 @@ class LogMailSender:
     def __init__(self, environment: str) -> None:
         self.show_body = environment in BODY_LOGGED_IN
 
-    async def send(self, to: str, subject: str, body: str) -> None:
+    async def send(self, to: str, subject: str, body: str, headers: Headers = None) -> None:
+        extra = "".join(f"\n{name}: {value}" for name, value in (headers or {}).items())
         if self.show_body:
-            logger.info("mail to %s: %s\n%s", to, subject, body)
+            logger.info("mail to %s: %s%s\n%s", to, subject, extra, body)
         else:
-            logger.info("mail to %s: %s (body not logged outside development)", to, subject)
+            logger.info("mail to %s: %s%s (body not logged outside development)", to, subject, extra)
 
 
 class SmtpMailSender:
@@ -62,11 +68,13 @@ class SmtpMailSender:
         self.password = password
         self.starttls = starttls
 
-    async def send(self, to: str, subject: str, body: str) -> None:
+    async def send(self, to: str, subject: str, body: str, headers: Headers = None) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
         message["Subject"] = subject
+        for name, value in (headers or {}).items():
+            message[name] = value
         message.set_content(body)
         await anyio.to_thread.run_sync(self._deliver, message)
 
@@ -115,5 +123,5 @@ async def _logged(job: Coroutine[Any, Any, None]) -> None:
         logger.error("background mail job failed: %s: %s", type(exc).__name__, exc)
 
 
-def send_in_background(sender: MailSender, to: str, subject: str, body: str) -> None:
-    run_in_background(sender.send(to, subject, body))
+def send_in_background(sender: MailSender, to: str, subject: str, body: str, headers: Headers = None) -> None:
+    run_in_background(sender.send(to, subject, body, headers))

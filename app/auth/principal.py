@@ -5,7 +5,8 @@ session store, Redis or fastapi-users.
 """
 
 import json
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from app.models import User
@@ -23,6 +24,14 @@ class SessionUser:
     is_superuser: bool
     is_verified: bool
     created_at: datetime
+    # The second-factor methods the user has (User.mfa_methods): "totp", "webauthn",
+    # "recovery_code". Empty for a user with a password alone.
+    mfa_methods: tuple[str, ...] = field(default=())
+
+    @property
+    def has_second_factor(self) -> bool:
+        """TOTP enabled or a passkey registered (API.md section 9); recovery codes alone are not one."""
+        return "totp" in self.mfa_methods or "webauthn" in self.mfa_methods
 
     def dumps(self) -> str:
         data = asdict(self)
@@ -33,13 +42,51 @@ class SessionUser:
     def loads(cls, raw: str) -> "SessionUser":
         data = json.loads(raw)
         data["created_at"] = datetime.fromisoformat(data["created_at"])
+        data["mfa_methods"] = tuple(data.get("mfa_methods", ()))
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Assurance:
+    """How a login was authenticated (API.md section 9): `aal` 1 for a password alone, 2
+    with a second factor or a passkey with user verification; `amr` the methods used
+    (RFC 8176 names: pwd, otp, webauthn, ...); `auth_time` when a factor was last presented
+    (login, second factor, re-authentication; never a refresh). Kept in the login's record,
+    so a refresh carries it over and reading it costs no extra round trip."""
+
+    aal: int
+    amr: tuple[str, ...]
+    auth_time: float
+
+    @classmethod
+    def password(cls) -> "Assurance":
+        return cls(1, ("pwd",), time.time())
+
+    def encode_amr(self) -> str:
+        return " ".join(self.amr)
+
+    @staticmethod
+    def decode_amr(raw: str | None) -> tuple[str, ...]:
+        return tuple(raw.split()) if raw else ()
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     user: SessionUser
     login_id: str  # the login this session belongs to (what /users/me/sessions lists)
+    assurance: Assurance
+
+    def fresh(self, max_age: int) -> bool:
+        """API.md section 9: a factor presented at most `max_age` seconds ago, and a second
+        one among them for a user who has a second factor. A refresh never makes a session
+        fresh: it does not move auth_time."""
+        recent = time.time() - self.assurance.auth_time <= max_age
+        return recent and (self.assurance.aal >= 2 or not self.user.has_second_factor)
+
+    def reauthentication_methods(self) -> list[str]:
+        """What the user can re-authenticate with (`details.methods` of 403
+        `reauthentication_required`): their second factors, or the password without one."""
+        return list(self.user.mfa_methods) if self.user.has_second_factor else ["password"]
 
 
 def snapshot(user: User) -> SessionUser:
@@ -51,4 +98,5 @@ def snapshot(user: User) -> SessionUser:
         is_superuser=user.is_superuser,
         is_verified=user.is_verified,
         created_at=user.created_at,
+        mfa_methods=tuple((user.mfa_methods or "").split()),
     )

@@ -11,6 +11,7 @@ from app.auth.backend import StrategyDep
 from app.auth.cookies import CookiePolicy, CookiesDep
 from app.auth.csrf import CsrfDep
 from app.auth.deps import AuthDep, CurrentPrincipal
+from app.auth.mfa.schemas import MfaRequired
 from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, UserRead
 from app.cookie_header import cookies_of
 from app.errors import ErrorCode, error_response, responses
@@ -35,6 +36,14 @@ def _hand_over(body: BaseModel, new: service.NewSession, cookies: CookiePolicy) 
     return response
 
 
+def logged_in(user: object, new: service.NewSession, cookies: CookiePolicy) -> JSONResponse:
+    """A login's success (API.md section 3), whichever way it was made."""
+    body = LoginRead(
+        user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
+    )
+    return _hand_over(body, new, cookies)
+
+
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
 async def get_csrf_token(request: Request, cookies: CookiesDep, csrf: CsrfDep) -> JSONResponse:
     """Send the returned value as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
@@ -50,7 +59,7 @@ async def get_csrf_token(request: Request, cookies: CookiesDep, csrf: CsrfDep) -
 
 @router.post(
     "/login",
-    response_model=LoginRead,
+    response_model=LoginRead | MfaRequired,
     summary="Log in with username or email",
     responses=responses(
         ErrorCode.INVALID_CREDENTIALS,
@@ -68,14 +77,20 @@ async def login(
     cookies: CookiesDep,
 ) -> JSONResponse:
     """Sets the session, refresh and CSRF cookies. A session (and its refresh token) sent
-    with the request is revoked: a session the server did not issue at this login is never kept."""
+    with the request is revoked: a session the server did not issue at this login is never kept.
+
+    For a user with a second factor the right password answers `mfa_required` instead,
+    with only the challenge cookie (`__Secure-mfa`, 300 s); `POST /auth/mfa/verify`
+    finishes the login."""
     sent = cookies_of(request.scope)
     presented = (sent.get(cookies.session), sent.get(cookies.refresh))
-    user, new = await service.login(auth, strategy, body.username, body.password, presented=presented)
-    out = LoginRead(
-        user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
-    )
-    return _hand_over(out, new, cookies)
+    user, outcome = await service.login(auth, strategy, body.username, body.password, presented=presented)
+    if isinstance(outcome, service.SecondStep):
+        step = MfaRequired(methods=outcome.methods, expires_in=outcome.expires_in)  # type: ignore[arg-type]
+        response = JSONResponse(step.model_dump(mode="json"))
+        cookies.set_mfa(response, outcome.cookie, outcome.expires_in)
+        return response
+    return logged_in(user, outcome, cookies)
 
 
 @router.post(

@@ -22,8 +22,9 @@ from app.audit import audit
 from app.auth import repository
 from app.auth.backend import SessionStrategy, as_library_strategy
 from app.auth.csrf import CsrfSigner
+from app.auth.mfa.challenges import STEP_SECONDS, Challenges
 from app.auth.passwords import dummy_hash, verify_password
-from app.auth.principal import Principal
+from app.auth.principal import Assurance, Principal
 from app.auth.ratelimit import RateLimits
 from app.auth.sessions.types import RefreshOutcome, SessionStore, Tokens
 from app.config import Settings
@@ -45,6 +46,7 @@ class Auth:
     backend: AuthenticationBackend[User, int]
     metrics: Metrics
     sessionmaker: async_sessionmaker[AsyncSession]
+    challenges: Challenges
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,16 @@ class NewSession:
     carrier: Response
     tokens: Tokens
     csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecondStep:
+    """A right password for a user with a second factor: no session yet, a pending step
+    (its cookie) that `/auth/mfa/verify` finishes (API.md section 9)."""
+
+    cookie: str
+    methods: list[str]
+    expires_in: int = STEP_SECONDS
 
 
 class RefreshRefused(AppError):
@@ -114,10 +126,10 @@ async def login(
     password: str,
     *,
     presented: tuple[str | None, str | None],
-) -> tuple[User, NewSession]:
-    """The user and their new session. `presented` (the session and refresh cookies the
-    request carried) is ended first: a session the server did not issue at this login is
-    never kept."""
+) -> tuple[User, NewSession | SecondStep]:
+    """The user and their new session, or the second step they still owe. `presented`
+    (the session and refresh cookies the request carried) is ended when a session is
+    made: a session the server did not issue at this login is never kept."""
     # Counted before the password is checked, so guessing costs the guesser, not the hasher:
     # per address first (no database read for a flood), then per account.
     try:
@@ -137,14 +149,32 @@ async def login(
     if not user.is_active:
         _login_outcome(auth, "inactive", actor=user.id)
         raise AppError(ErrorCode.USER_INACTIVE)
+    methods = (user.mfa_methods or "").split()
+    if "totp" in methods or "webauthn" in methods:
+        cookie = await auth.challenges.open(user.id)
+        _login_outcome(auth, "second_factor_required", actor=user.id)
+        return user, SecondStep(cookie, methods)
+    return user, await open_session(auth, strategy, user, Assurance.password(), presented=presented)
+
+
+async def open_session(
+    auth: Auth,
+    strategy: SessionStrategy,
+    user: User,
+    assurance: Assurance,
+    *,
+    presented: tuple[str | None, str | None],
+) -> NewSession:
+    """The login's session, once every factor is checked: the presented one ended first."""
     if any(presented):
         await auth.store.end_login(*presented)
+    strategy.assurance = assurance
     # Last, after every database step has committed: the session is the login's only effect.
     carrier = await auth.backend.login(as_library_strategy(strategy), user)
     assert strategy.issued is not None  # write_token ran
     new = NewSession(carrier, strategy.issued, auth.csrf.issue(strategy.issued.session))
-    _login_outcome(auth, "success", actor=user.id, login=new.tokens.login_id)
-    return user, new
+    _login_outcome(auth, "success", actor=user.id, login=new.tokens.login_id, amr=list(assurance.amr))
+    return new
 
 
 async def refresh(auth: Auth, token: str | None, session: str | None) -> NewSession:

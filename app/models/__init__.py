@@ -1,6 +1,7 @@
 """Every table, imported once here so that Alembic sees the whole metadata."""
 
 from app.models.item import Item
+from app.models.mfa import Passkey, RecoveryCode, TotpSecret
 from app.models.user import User
 
-__all__ = ["Item", "User"]
+__all__ = ["Item", "Passkey", "RecoveryCode", "TotpSecret", "User"]

@@ -1,4 +1,4 @@
-"""Operator commands: `python -m app migrate | create-superuser | revoke-sessions`.
+"""Operator commands: `python -m app migrate | create-superuser | revoke-sessions | mfa-reset`.
 
 They run with the service's own settings (DATABASE_URL, REDIS_URL, REDIS_KEY_PREFIX...
 from the environment or .env). Exit status 0 on success, 1 with one line on stderr on
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import audit
 from app.auth import repository
 from app.auth.cache import STORE
+from app.auth.mail import create_mail_sender
+from app.auth.mfa import repository as factors
+from app.auth.notices import notice_mail
 from app.auth.passwords import password_problem
 from app.auth.schemas import UserCreate
 from app.auth.sessions.factory import create_session_store
@@ -154,6 +157,36 @@ async def revoke_sessions(settings: Settings, identifier: str) -> None:
     _say(f"revoked {count} session(s) of user {user.id} ({user.username})")
 
 
+# ------------------------------------------------------------------ mfa-reset
+
+
+async def mfa_reset(settings: Settings, identifier: str) -> None:
+    """For a user who lost every second factor (README "Operations" says how to verify the
+    person first): their TOTP, recovery codes and passkeys removed, every session ended,
+    a notice mailed, the action audited. Their password is unchanged."""
+    if not settings.redis_url:
+        raise CliError("REDIS_URL is not set: the embedded session store lives inside the server process")
+    async with _database(settings) as (sessionmaker, store):
+        assert store is not None
+        async with transaction(sessionmaker) as session:
+            user = await _find_user(session, identifier)
+            if user is None:
+                raise CliError(f"no user with id, username or email {identifier!r}")
+            user = await factors.lock_user(session, user.id)
+            assert user is not None
+            had = user.mfa_methods
+            await factors.delete_all_factors(session, user.id)
+            user.mfa_methods = ""
+            # Before the commit: with Redis down nothing changes.
+            count = await store.revoke_user(user.id)
+    audit(None, "mfa_reset", "success", target=user.id, methods=had.split(), revoked=count, via="cli")
+    subject, body, headers = notice_mail(user.username, "mfa_reset")
+    await create_mail_sender(settings).send(user.email, subject, body, headers)
+    _say(
+        f"removed the second factors ({had or 'none'}) of user {user.id} ({user.username}); revoked {count} session(s)"
+    )
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -178,6 +211,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--username", required=True)
     revoke = commands.add_parser("revoke-sessions", help="end every session of a user")
     revoke.add_argument("user", metavar="USER", help="user id, username or email")
+    reset = commands.add_parser(
+        "mfa-reset", help="remove every second factor of a user who lost them, and end their sessions"
+    )
+    reset.add_argument("user", metavar="USER", help="user id, username or email")
     return root
 
 
@@ -194,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_migrate(settings)
         elif args.command == "create-superuser":
             asyncio.run(create_superuser(settings, args.email, args.username))
+        elif args.command == "mfa-reset":
+            asyncio.run(mfa_reset(settings, args.user))
         else:
             asyncio.run(revoke_sessions(settings, args.user))
     except CliError as exc:

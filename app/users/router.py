@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.audit import audit
 from app.auth.cookies import CookiesDep
@@ -9,10 +9,14 @@ from app.auth.manager import UserManagerDep
 from app.auth.schemas import UserPublic, UserRead
 from app.auth.sessions import StoreDep
 from app.auth.sessions.types import MAX_LOGINS_PER_USER
+from app.config import Settings
 from app.db import SessionDep
 from app.errors import AppError, ErrorCode, responses
+from app.state import SETTINGS, dependency
 from app.users import service
 from app.users.schemas import SessionRead, UserUpdateMe
+
+SettingsDep = Annotated[Settings, Depends(dependency(SETTINGS))]
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -40,6 +44,7 @@ async def read_me(user: CurrentUser) -> Response:
         ErrorCode.CSRF_FAILED,
         ErrorCode.USER_ALREADY_EXISTS,
         ErrorCode.VALIDATION_ERROR,
+        ErrorCode.REAUTHENTICATION_REQUIRED,
     ),
 )
 async def update_me(
@@ -48,10 +53,13 @@ async def update_me(
     manager: UserManagerDep,
     store: StoreDep,
     principal: CurrentPrincipal,
+    settings: SettingsDep,
 ) -> UserRead:
     """`current_password` is required to change `email` or `password`. A new password
     ends every other session of the user; this one stays. A new email is unverified."""
-    user = await service.update_me(session, manager, store, principal, data)
+    user = await service.update_me(
+        session, manager, store, principal, data, reauth_max_age=settings.reauth_max_age_seconds
+    )
     return UserRead.model_validate(user)
 
 
@@ -81,6 +89,8 @@ async def list_my_sessions(
             user_agent=login.user_agent,
             ip=login.ip,
             current=login.id == principal.login_id,
+            aal=login.aal,
+            amr=list(login.amr),
         )
         for login in logins[offset : offset + limit]
     ]

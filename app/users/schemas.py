@@ -34,3 +34,7 @@ class SessionRead(BaseModel):
     user_agent: str
     ip: str
     current: bool
+    aal: int = Field(
+        description="1: a password alone; 2: with a second factor, or a passkey (API.md section 9)."
+    )
+    amr: list[str] = Field(description="How it was authenticated: pwd, otp, recovery_code, webauthn.")

@@ -26,12 +26,23 @@ async def get_profile(session: AsyncSession, user_id: int, viewer: SessionUser |
 
 
 async def update_me(
-    session: AsyncSession, manager: UserManager, store: SessionStore, principal: Principal, data: UserUpdateMe
+    session: AsyncSession,
+    manager: UserManager,
+    store: SessionStore,
+    principal: Principal,
+    data: UserUpdateMe,
+    *,
+    reauth_max_age: int,
 ) -> User:
     changes = data.create_update_dict()
     user = await get_row(session, User, principal.user.id)
     if user is None:  # deleted between the session check and now
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
+    if "password" in changes and principal.user.has_second_factor and not principal.fresh(reauth_max_age):
+        # API.md section 9: with a second factor, the password alone no longer proves it is you.
+        raise AppError(
+            ErrorCode.REAUTHENTICATION_REQUIRED, details={"methods": principal.reauthentication_methods()}
+        )
     if SENSITIVE & changes.keys():
         if data.current_password is None:
             raise AppError(

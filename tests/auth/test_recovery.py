@@ -50,7 +50,7 @@ class RecordingMailSender:
     def __init__(self) -> None:
         self.sent: list[Mail] = []
 
-    async def send(self, to: str, subject: str, body: str) -> None:
+    async def send(self, to: str, subject: str, body: str, headers: object = None) -> None:  # noqa: ARG002
         self.sent.append(Mail(to, subject, body))
 
     def to(self, address: str) -> list[Mail]:

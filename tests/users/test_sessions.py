@@ -38,7 +38,8 @@ async def test_sessions_list_one_entry_per_login_without_token_material(make_cli
     sessions = response.json()
     assert len(sessions) == 2
     for entry in sessions:
-        assert set(entry) == {"id", "created_at", "last_seen_at", "user_agent", "ip", "current"}
+        assert set(entry) == {"id", "created_at", "last_seen_at", "user_agent", "ip", "current", "aal", "amr"}
+        assert (entry["aal"], entry["amr"]) == (1, ["pwd"])  # a password alone (API.md section 9)
         assert entry["created_at"].endswith(("Z", "+00:00"))
         assert entry["ip"] == "127.0.0.1"
     assert {e["user_agent"] for e in sessions} == {"laptop-browser/1.0", "phone-browser/2.0"}

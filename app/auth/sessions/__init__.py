@@ -18,10 +18,14 @@ REDIS_KEY_PREFIX):
   f:<login id>               hash    the login: uid, created, seen, ua, ip, exp (its end),
                                      s (its session's hash), g (refresh generation),
                                      rt (last rotation), rc, rw (rotations in the window
-                                     that began at rw)            TTL = rest of the login
+                                     that began at rw), aal, amr, at (its assurance and
+                                     auth time, API.md section 9)  TTL = rest of the login
   uf:<user id>               set     login ids of the user (revoke all, list)
   u:<user id>                string  JSON snapshot of the user (the hot-path cache)
   rl...                      the rate limiter's windows (app/auth/ratelimit.py)
+  mfa:<sha256(cookie)>       hash    a pending second step or passkey login (app/auth/mfa/
+                                     challenges.py)               TTL = 300 s
+  wac:<purpose>:<login id>   string  a WebAuthn challenge bound to a session, single use
   live:items, live:revoked   pub/sub channels of the live updates (app/live/broadcast.py)
 
 Redis never holds a usable token: session cookies are only ever hashed, and refresh

@@ -10,6 +10,7 @@ from app.auth.sessions.types import (
     MAX_LOGINS_PER_USER,
     SEEN_RESOLUTION_SECONDS,
     ActiveSession,
+    Assurance,
     LoginInfo,
     RefreshLimit,
     RefreshOutcome,
@@ -31,6 +32,7 @@ class _Login:
     info: LoginInfo
     expires: float
     session: str  # the live session token's hash
+    assurance: Assurance
     generation: int = 0  # of the refresh token it would rotate
     rotated_at: float = 0.0
     rotations: int = 0  # in the window that began at window_start
@@ -74,18 +76,29 @@ class MemorySessionStore:
     def _seen(self, login: _Login, now: float) -> None:
         info = login.info
         login.info = LoginInfo(
-            info.id, info.user_id, info.created_at, timestamp(now), info.user_agent, info.ip
-        )
+            info.id, info.user_id, info.created_at, timestamp(now), info.user_agent, info.ip,
+            login.assurance.aal, login.assurance.amr,
+        )  # fmt: skip
 
     async def create(
-        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+        self,
+        user: SessionUser,
+        *,
+        session_ttl: int,
+        refresh_ttl: int,
+        user_agent: str,
+        ip: str,
+        assurance: Assurance,
     ) -> Tokens:
         now = time.time()
         mine = [login for login in self.logins.values() if login.info.user_id == user.id]
         if len(mine) >= MAX_LOGINS_PER_USER:
             self._drop(min(mine, key=lambda login: login.info.created_at).info.id)
-        info = LoginInfo(new_login_id(), user.id, timestamp(now), timestamp(now), user_agent, ip)
-        login = _Login(info, now + refresh_ttl, "")
+        info = LoginInfo(
+            new_login_id(), user.id, timestamp(now), timestamp(now), user_agent, ip,
+            assurance.aal, assurance.amr,
+        )  # fmt: skip
+        login = _Login(info, now + refresh_ttl, "", assurance)
         self.logins[info.id] = login
         self.users[user.id] = user
         return self._issue(login, session_ttl, now)
@@ -102,7 +115,16 @@ class MemorySessionStore:
             return None
         if now - login.info.last_seen_at.timestamp() >= SEEN_RESOLUTION_SECONDS:
             self._seen(login, now)
-        return ActiveSession(login.info.user_id, login.info.id, self.users.get(login.info.user_id))
+        user = self.users.get(login.info.user_id)
+        return ActiveSession(login.info.user_id, login.info.id, user, login.assurance)
+
+    async def assure(self, user_id: int, login_id: str, assurance: Assurance) -> bool:
+        login = self._login(login_id)
+        if login is None or login.info.user_id != user_id:
+            return False
+        login.assurance = assurance
+        self._seen(login, login.info.last_seen_at.timestamp())  # the list shows the new aal, amr
+        return True
 
     async def refresh(
         self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit

@@ -19,6 +19,7 @@ from app.auth.sessions.types import (
     SEEN_RESOLUTION_SECONDS,
     USER_CACHE_SECONDS,
     ActiveSession,
+    Assurance,
     LoginInfo,
     RefreshLimit,
     RefreshOutcome,
@@ -51,6 +52,7 @@ class RedisSessionStore:
         self._end_login = redis.register_script(lua.END_LOGIN)
         self._revoke_login = redis.register_script(lua.REVOKE_LOGIN)
         self._revoke_user = redis.register_script(lua.REVOKE_USER)
+        self._assure = redis.register_script(lua.ASSURE)
         self.clock = RedisClock(redis)
 
     async def _before_deadline(self, call: GuardedCall) -> list[Any]:
@@ -66,15 +68,23 @@ class RedisSessionStore:
         raise RedisTimeoutError("Redis ran a session script too late twice")
 
     async def create(
-        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+        self,
+        user: SessionUser,
+        *,
+        session_ttl: int,
+        refresh_ttl: int,
+        user_agent: str,
+        ip: str,
+        assurance: Assurance,
     ) -> Tokens:
         session, login_id = new_token(), new_login_id()
         args: list[str | int | float] = [
             self.prefix, time.time(), min(session_ttl, refresh_ttl), refresh_ttl, user.id, login_id,
             token_hash(session), user_agent, ip, user.dumps(), USER_CACHE_SECONDS,
         ]  # fmt: skip
+        how: list[str | int | float] = [assurance.aal, assurance.encode_amr(), assurance.auth_time]
         _created, ended = await self._before_deadline(
-            lambda deadline: self._create(args=[*args, deadline, MAX_LOGINS_PER_USER])
+            lambda deadline: self._create(args=[*args, deadline, MAX_LOGINS_PER_USER, *how])
         )
         if ended:
             logger.info(
@@ -91,8 +101,17 @@ class RedisSessionStore:
         row = await self._read(key, time.time(), SEEN_RESOLUTION_SECONDS, self.prefix)
         if not row:
             return None
-        uid, login_id, cached = json.loads(row)
-        return ActiveSession(int(uid), login_id, SessionUser.loads(cached) if cached else None)
+        uid, login_id, cached, aal, amr, auth_time = json.loads(row)
+        how = Assurance(int(aal), Assurance.decode_amr(amr), float(auth_time))
+        return ActiveSession(int(uid), login_id, SessionUser.loads(cached) if cached else None, how)
+
+    async def assure(self, user_id: int, login_id: str, assurance: Assurance) -> bool:
+        keys = [f"{self.prefix}f:{login_id}"]
+        args: list[str | int | float] = [user_id, assurance.aal, assurance.encode_amr(), assurance.auth_time]
+        (done,) = await self._before_deadline(
+            lambda deadline: self._assure(keys=keys, args=[*args, deadline])
+        )
+        return int(done) == 1
 
     async def refresh(
         self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit
@@ -160,15 +179,24 @@ class RedisSessionStore:
         ordered = sorted(login_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
             for login_id in ordered:
-                pipe.hmget(f"{self.prefix}f:{login_id}", ["created", "seen", "ua", "ip"])
+                pipe.hmget(f"{self.prefix}f:{login_id}", ["created", "seen", "ua", "ip", "aal", "amr"])
             rows = await pipe.execute()
         logins, gone = [], []
-        for login_id, (created, seen, ua, ip) in zip(ordered, rows, strict=True):
+        for login_id, (created, seen, ua, ip, aal, amr) in zip(ordered, rows, strict=True):
             if created is None:
                 gone.append(login_id)
                 continue
             logins.append(
-                LoginInfo(login_id, user_id, timestamp(created), timestamp(seen), ua or "", ip or "")
+                LoginInfo(
+                    login_id,
+                    user_id,
+                    timestamp(created),
+                    timestamp(seen),
+                    ua or "",
+                    ip or "",
+                    int(aal or 1),
+                    Assurance.decode_amr(amr),
+                )  # fmt: skip
             )
         if gone:
             await self.redis.srem(index, *gone)  # type: ignore[misc]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from app.auth.principal import SessionUser
+from app.auth.principal import Assurance, SessionUser
 from app.keys import derived_key, keyed_digest
 
 # A cookie longer than this cannot be one we issued; it is refused without a lookup.
@@ -35,6 +35,8 @@ class LoginInfo:
     last_seen_at: datetime
     user_agent: str
     ip: str
+    aal: int = 1
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ActiveSession:
     user_id: int
     login_id: str
     user: SessionUser | None  # None: not cached, the caller loads it and caches it
+    assurance: Assurance
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +136,20 @@ def timestamp(value: str | float) -> datetime:
 
 class SessionStore(Protocol):
     async def create(
-        self, user: SessionUser, *, session_ttl: int, refresh_ttl: int, user_agent: str, ip: str
+        self,
+        user: SessionUser,
+        *,
+        session_ttl: int,
+        refresh_ttl: int,
+        user_agent: str,
+        ip: str,
+        assurance: Assurance,
     ) -> Tokens: ...
+    async def assure(self, user_id: int, login_id: str, assurance: Assurance) -> bool:
+        """Record a re-authentication or a step up on a live login of `user_id`; False when
+        the login is gone (or another user's)."""
+        ...
+
     async def read(self, token: str) -> ActiveSession | None: ...
     async def refresh(
         self, token: str, *, session_ttl: int, grace: int, session: str | None, limit: RefreshLimit

@@ -2,7 +2,7 @@
 -- the user snapshot. A user holding `cap` logins already loses the oldest one.
 -- Guarded by a deadline: run late, it would make a login nobody holds.
 -- ARGV: prefix, now, session ttl, refresh ttl, uid, login id, session hash,
---       user agent, ip, user snapshot, snapshot ttl, deadline, cap
+--       user agent, ip, user snapshot, snapshot ttl, deadline, cap, aal, amr, auth time
 -- Returns {clock seconds, clock microseconds, 1 (created) or 0 (late), ended login or false}.
 local p, now = ARGV[1], ARGV[2]
 local sttl, rttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -33,7 +33,8 @@ end
 redis.call('HSET', sk, 'uid', uid, 'fam', fam)
 redis.call('EXPIRE', sk, sttl)
 redis.call('HSET', fk, 'uid', uid, 'created', now, 'seen', now, 'ua', ARGV[8], 'ip', ARGV[9],
-  'exp', tonumber(now) + rttl, 's', sh, 'g', 0, 'rt', 0, 'rc', 0, 'rw', 0)
+  'exp', tonumber(now) + rttl, 's', sh, 'g', 0, 'rt', 0, 'rc', 0, 'rw', 0,
+  'aal', ARGV[14], 'amr', ARGV[15], 'at', ARGV[16])
 redis.call('EXPIRE', fk, rttl)
 redis.call('SADD', idx, fam)
 if redis.call('TTL', idx) < rttl then redis.call('EXPIRE', idx, rttl) end
