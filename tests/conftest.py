@@ -136,8 +136,9 @@ def client_factory(app: FastAPI, base_url: str = "https://testserver") -> Client
     return make
 
 
-@pytest.fixture
-async def make_client(app: FastAPI) -> AsyncIterator[ClientFactory]:
+async def client_pool(app: FastAPI) -> AsyncIterator[ClientFactory]:
+    """A client factory for `app` whose clients are closed when the generator ends (a
+    fixture's teardown)."""
     made: list[ApiClient] = []
     factory = client_factory(app)
 
@@ -149,6 +150,12 @@ async def make_client(app: FastAPI) -> AsyncIterator[ClientFactory]:
     yield make
     for client in made:
         await client.aclose()
+
+
+@pytest.fixture
+async def make_client(app: FastAPI) -> AsyncIterator[ClientFactory]:
+    async for make in client_pool(app):
+        yield make
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import yaml
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.auth.cookies import COOKIES
-from app.auth.principal import SessionUser
+from app.auth.principal import Assurance, SessionUser
 from app.auth.sessions import SESSION_STORE, deadline, redis_store
 from app.auth.sessions.types import RefreshLimit
 from app.state import SETTINGS, state_of
@@ -209,7 +209,14 @@ async def test_a_login_or_refresh_that_reaches_redis_too_late_changes_nothing(st
             session=None,
             limit=RefreshLimit(10, 60),
         ),
-        store.create(snapshot, session_ttl=60, refresh_ttl=600, user_agent="late", ip="192.0.2.1"),
+        store.create(
+            snapshot,
+            session_ttl=60,
+            refresh_ttl=600,
+            user_agent="late",
+            ip="192.0.2.1",
+            assurance=Assurance.password(),
+        ),
     ]
     for outcome in await asyncio.gather(*late_calls, return_exceptions=True):
         assert isinstance(outcome, RedisTimeoutError), outcome
