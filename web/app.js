@@ -18,6 +18,8 @@ const state = {
   wsOpenedBefore: false,
   wsRetryTimer: null,
   wsWatchdog: null,
+  reauth: null, // the one re-authentication prompt open, shared by every caller waiting on it
+  mfaTimer: null, // ends the second-step form when its challenge expires
 };
 
 class ApiError extends Error {
@@ -32,6 +34,7 @@ class ApiError extends Error {
     super(message);
     this.status = status;
     this.code = err.code || null;
+    this.details = err.details === undefined ? null : err.details;
   }
 }
 
@@ -56,8 +59,9 @@ async function send(method, path, body) {
 }
 
 // One retry per cause: an expired session usually fails the CSRF check first (the token
-// was bound to it), then authentication.
-async function api(method, path, body, retried = { csrf: false, auth: false }) {
+// was bound to it), then authentication. A sensitive action on a session that is not fresh
+// asks the user to re-authenticate, then goes through (or rejects when they cancel).
+async function api(method, path, body, retried = { csrf: false, auth: false, reauth: false }) {
   const { res, data } = await send(method, path, body);
   if (res.ok) return data;
   const error = new ApiError(res.status, data, res.headers.get('Retry-After'));
@@ -68,6 +72,10 @@ async function api(method, path, body, retried = { csrf: false, auth: false }) {
   if (!retried.auth && error.code === 'not_authenticated' && !path.startsWith('/auth/')) {
     if (await refresh()) return api(method, path, body, { ...retried, auth: true });
     if (state.user) loggedOut();
+  }
+  if (!retried.reauth && error.code === 'reauthentication_required' && state.user) {
+    await reauthenticate((error.details && error.details.methods) || []);
+    return api(method, path, body, { ...retried, reauth: true });
   }
   throw error;
 }
@@ -282,7 +290,7 @@ function closeLive() {
 // ---- Views ---------------------------------------------------------------
 
 function show(view) {
-  for (const id of ['reset', 'anon', 'app']) $(`#${id}`).hidden = id !== view;
+  for (const id of ['reset', 'anon', 'mfa-step', 'app']) $(`#${id}`).hidden = id !== view;
   $('#list').hidden = view === 'reset';
 }
 
@@ -305,11 +313,14 @@ async function loggedIn(user) {
   show('app');
   scheduleRefresh(storedExpiry());
   connectLive();
+  loadSecurity().catch(showError);
   await loadItems();
 }
 
 function loggedOut(message) {
   state.user = null;
+  if (state.reauth) finishReauth(new ReauthCancelled());
+  resetSecurity();
   closeLive();
   clearTimeout(state.refreshTimer);
   localStorage.removeItem(EXPIRY_KEY);
@@ -336,16 +347,41 @@ function onSubmit(form, handler) {
   });
 }
 
-onSubmit($('#login-form'), async (data) => {
-  const res = await api('POST', '/auth/login', {
-    username: data.get('username'),
-    password: data.get('password'),
+// The same for a button outside a form.
+function onClick(button, handler) {
+  button.addEventListener('click', async () => {
+    clearMessages();
+    button.disabled = true;
+    try {
+      await handler();
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+    }
   });
+}
+
+// What every successful login answers (password, second step, passkey): the same body.
+async function completeLogin(res) {
   state.csrf = res.csrf_token;
   $('#login-form').reset();
+  endMfaStep();
   state.user = res.user; // before rememberExpiry, which schedules only for a user
   rememberExpiry(res.expires_in);
   await loggedIn(res.user);
+}
+
+onSubmit($('#login-form'), async (data) => {
+  const username = data.get('username');
+  const res = await api('POST', '/auth/login', { username, password: data.get('password') });
+  if (res && res.mfa_required) {
+    $('#login-form').reset();
+    $('#login-form').elements.username.value = username;
+    startMfaStep(res.methods || [], res.expires_in);
+    return;
+  }
+  await completeLogin(res);
 });
 
 onSubmit($('#register-form'), async (data) => {
@@ -395,9 +431,459 @@ for (const [id, path] of [['#logout', '/auth/logout'], ['#logout-all', '/auth/lo
   });
 }
 
+onClick($('#passkey-login'), async () => {
+  const options = await api('POST', '/auth/passkey/options');
+  const credential = await getPasskey(options.publicKey);
+  await completeLogin(await api('POST', '/auth/passkey/login', { credential }));
+});
+
+// ---- Second step of a login ----------------------------------------------
+
+const CODE_METHODS = { totp: 'Authenticator app code', recovery_code: 'Recovery code' };
+
+function fillMethodSelect(select, methods) {
+  const options = Object.entries(CODE_METHODS)
+    .filter(([method]) => methods.includes(method))
+    .map(([method, label]) => {
+      const option = el('option', null, label);
+      option.value = method;
+      return option;
+    });
+  select.replaceChildren(...options);
+  return options.length > 0;
+}
+
+function startMfaStep(methods, expiresIn) {
+  const form = $('#mfa-step-form');
+  form.reset();
+  const codes = fillMethodSelect($('#mfa-method'), methods);
+  $('#mfa-code-fields').hidden = !codes;
+  $('#mfa-code').required = codes;
+  $('#mfa-passkey').hidden = !(methods.includes('webauthn') && passkeysSupported());
+  show('mfa-step');
+  clearTimeout(state.mfaTimer);
+  if (expiresIn) {
+    state.mfaTimer = setTimeout(() => backToPassword('The second step timed out. Please log in again.'), expiresIn * 1000);
+  }
+  (codes ? $('#mfa-code') : $('#mfa-passkey')).focus();
+}
+
+function endMfaStep() {
+  clearTimeout(state.mfaTimer);
+  state.mfaTimer = null;
+  $('#mfa-step-form').reset();
+}
+
+function backToPassword(message) {
+  endMfaStep();
+  show('anon');
+  clearMessages();
+  if (message) showError(message);
+  $('#login-form').elements.password.focus();
+}
+
+// The challenge is over (expired, ended by too many wrong codes): only a new login helps.
+function mfaStepFailed(err) {
+  if (err && err.code === 'mfa_challenge_expired') {
+    backToPassword('The second step expired or was ended. Please log in again.');
+    return;
+  }
+  if (err && err.code === 'invalid_mfa_code') {
+    $('#mfa-code').value = '';
+    $('#mfa-code').focus();
+  }
+  throw err;
+}
+
+onSubmit($('#mfa-step-form'), async (data) => {
+  let res;
+  try {
+    res = await api('POST', '/auth/mfa/verify', {
+      method: data.get('method'),
+      code: String(data.get('code')).trim(),
+    });
+  } catch (err) {
+    mfaStepFailed(err);
+    return;
+  }
+  await completeLogin(res);
+});
+
+onClick($('#mfa-passkey'), async () => {
+  let res;
+  try {
+    const options = await api('POST', '/auth/mfa/webauthn/options');
+    const credential = await getPasskey(options.publicKey);
+    res = await api('POST', '/auth/mfa/verify', { method: 'webauthn', credential });
+  } catch (err) {
+    mfaStepFailed(err);
+    return;
+  }
+  await completeLogin(res);
+});
+
+$('#mfa-cancel').addEventListener('click', () => backToPassword());
+
+// ---- Security: second factors and passkeys -------------------------------
+
+const formatTime = (iso) => new Date(iso).toLocaleString();
+
+async function loadSecurity() {
+  const mfa = await api('GET', '/users/me/mfa');
+  if (state.user) renderSecurity(mfa); // not after a logout meanwhile
+}
+
+function hasSecondFactor(mfa) {
+  return mfa.totp || mfa.passkeys.length > 0;
+}
+
+function renderSecurity(mfa) {
+  $('#totp-status').textContent = mfa.totp ? 'on' : 'off';
+  $('#totp-enrol').hidden = mfa.totp;
+  $('#totp-disable').hidden = !mfa.totp;
+  if (mfa.totp) $('#totp-setup').hidden = true;
+  $('#recovery-left').textContent = String(mfa.recovery_codes_left);
+  $('#recovery-regenerate').hidden = !hasSecondFactor(mfa);
+  const rows = mfa.passkeys.map((passkey) => {
+    const li = el('li');
+    li.dataset.passkeyId = String(passkey.id);
+    li.append(el('span', 'passkey-name', passkey.name));
+    const used = passkey.last_used_at ? formatTime(passkey.last_used_at) : 'never';
+    li.append(el('small', 'meta', `Added ${formatTime(passkey.created_at)} · last used ${used}`));
+    const button = el('button', 'delete passkey-remove', 'Remove');
+    button.type = 'button';
+    button.id = `passkey-remove-${passkey.id}`;
+    button.setAttribute('aria-label', `Remove passkey ${passkey.name}`);
+    onClick(button, async () => {
+      await api('DELETE', `/users/me/passkeys/${passkey.id}`);
+      showNotice(`Passkey "${passkey.name}" removed.`);
+      await loadSecurity();
+    });
+    li.append(button);
+    return li;
+  });
+  $('#passkey-list').replaceChildren(...rows);
+  $('#passkey-empty').hidden = rows.length > 0;
+}
+
+function resetSecurity() {
+  resetTotpSetup();
+  $('#passkey-form').reset();
+  hideRecoveryCodes();
+  $('#passkey-list').replaceChildren();
+}
+
+function showRecoveryCodes(codes) {
+  if (!codes || !codes.length) return;
+  $('#recovery-code-list').replaceChildren(...codes.map((code) => el('li', null, code)));
+  $('#recovery-codes').hidden = false;
+  $('#recovery-codes').scrollIntoView({ block: 'nearest' });
+}
+
+function hideRecoveryCodes() {
+  $('#recovery-code-list').replaceChildren();
+  $('#recovery-codes').hidden = true;
+}
+
+$('#recovery-saved').addEventListener('click', hideRecoveryCodes);
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const SVG_ALLOWED = new Set(['svg', 'g', 'path', 'rect', 'title', 'desc']);
+
+// The QR code is SVG markup from the server: parsed as SVG (never as HTML), and only
+// drawing elements and attributes kept, so that nothing in it can run or be styled inline
+// (the CSP would refuse a style attribute anyway, with a console error).
+function qrElement(markup) {
+  const doc = new DOMParser().parseFromString(markup, 'image/svg+xml');
+  const svg = doc.documentElement;
+  if (doc.getElementsByTagName('parsererror').length || svg.namespaceURI !== SVG_NS || svg.localName !== 'svg') {
+    return null;
+  }
+  for (const node of [svg, ...svg.querySelectorAll('*')]) {
+    if (node.namespaceURI !== SVG_NS || !SVG_ALLOWED.has(node.localName)) {
+      node.remove();
+      continue;
+    }
+    for (const attr of [...node.attributes]) {
+      const name = attr.name.toLowerCase();
+      if (name.startsWith('on') || name === 'style' || name.endsWith('href')) node.removeAttribute(attr.name);
+    }
+  }
+  // Drawn at the size the stylesheet gives it: segno sizes the image by its width and
+  // height alone.
+  const width = parseFloat(svg.getAttribute('width'));
+  const height = parseFloat(svg.getAttribute('height'));
+  if (!svg.hasAttribute('viewBox') && width > 0 && height > 0) svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.removeAttribute('width');
+  svg.removeAttribute('height');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'QR code for the authenticator app');
+  return document.importNode(svg, true);
+}
+
+onClick($('#totp-enrol'), async () => {
+  const data = await api('POST', '/users/me/mfa/totp');
+  $('#totp-secret').textContent = data.secret;
+  $('#totp-link').href = data.otpauth_uri;
+  const qr = data.qr_svg ? qrElement(data.qr_svg) : null;
+  $('#totp-qr').replaceChildren(...(qr ? [qr] : []));
+  $('#totp-qr').hidden = !qr;
+  $('#totp-confirm-form').reset();
+  $('#totp-setup').hidden = false;
+  $('#totp-code').focus();
+});
+
+onSubmit($('#totp-confirm-form'), async (data) => {
+  const res = await api('POST', '/users/me/mfa/totp/confirm', {
+    code: String(data.get('code')).replace(/\s+/g, ''),
+  });
+  resetTotpSetup();
+  showRecoveryCodes(res.recovery_codes);
+  showNotice('The authenticator app is on: logins now ask for a code from it.');
+  await loadSecurity();
+});
+
+function resetTotpSetup() {
+  $('#totp-setup').hidden = true;
+  $('#totp-secret').textContent = '';
+  $('#totp-qr').replaceChildren();
+  $('#totp-link').href = '#';
+  $('#totp-confirm-form').reset();
+}
+
+$('#totp-cancel').addEventListener('click', resetTotpSetup);
+
+onClick($('#totp-disable'), async () => {
+  await api('DELETE', '/users/me/mfa/totp');
+  showNotice('The authenticator app is off.');
+  await loadSecurity();
+});
+
+onClick($('#recovery-regenerate'), async () => {
+  const res = await api('POST', '/users/me/mfa/recovery-codes');
+  showRecoveryCodes(res.recovery_codes);
+  showNotice('New recovery codes: the old ones no longer work.');
+  await loadSecurity();
+});
+
+onSubmit($('#passkey-form'), async (data) => {
+  const name = String(data.get('name')).trim();
+  const options = await api('POST', '/users/me/passkeys/options');
+  const credential = await createPasskey(options.publicKey);
+  const res = await api('POST', '/users/me/passkeys', { name, credential });
+  $('#passkey-form').reset();
+  showRecoveryCodes(res.recovery_codes);
+  showNotice(`Passkey "${res.name}" added.`);
+  await loadSecurity();
+});
+
+// ---- Re-authentication ---------------------------------------------------
+
+class ReauthCancelled extends Error {
+  constructor() {
+    super('Not done: the action needs you to confirm it is you.');
+    this.code = 'reauthentication_cancelled';
+  }
+}
+
+// Resolves once the session is fresh again; rejects with ReauthCancelled when the user
+// cancels. Concurrent callers share the one prompt.
+function reauthenticate(methods) {
+  if (state.reauth) return state.reauth.promise;
+  const pending = {};
+  pending.promise = new Promise((resolve, reject) => {
+    pending.resolve = resolve;
+    pending.reject = reject;
+  });
+  state.reauth = pending;
+  openReauth(methods);
+  return pending.promise;
+}
+
+function openReauth(methods) {
+  const form = $('#reauth-form');
+  form.reset();
+  $('#reauth-error').textContent = '';
+  setReauthMethods(methods);
+  const dialog = $('#reauth');
+  if (!dialog.open) dialog.showModal();
+  const first = [$('#reauth-password'), $('#reauth-code'), $('#reauth-passkey')]
+    .find((node) => !node.closest('[hidden]') && !node.hidden);
+  if (first) first.focus();
+}
+
+function setReauthMethods(methods) {
+  const password = methods.includes('password');
+  $('#reauth-password-field').hidden = !password;
+  const codes = fillMethodSelect($('#reauth-method'), methods);
+  $('#reauth-code-fields').hidden = !codes;
+  $('#reauth-passkey').hidden = !(methods.includes('webauthn') && passkeysSupported());
+  $('#reauth-submit').hidden = !password && !codes;
+}
+
+function finishReauth(error) {
+  const pending = state.reauth;
+  state.reauth = null;
+  const dialog = $('#reauth');
+  if (dialog.open) dialog.close();
+  $('#reauth-form').reset();
+  if (!pending) return;
+  if (error) pending.reject(error);
+  else pending.resolve();
+}
+
+async function reauthWith(button, body) {
+  $('#reauth-error').textContent = '';
+  button.disabled = true;
+  try {
+    await api('POST', '/auth/reauthenticate', await body());
+    finishReauth();
+  } catch (err) {
+    if (err.code === 'second_factor_required') {
+      // A second factor was added since the prompt opened: a password is not enough now.
+      setReauthMethods(['totp', 'recovery_code', 'webauthn']);
+    }
+    if (err.code === 'not_authenticated') {
+      finishReauth(err);
+      return;
+    }
+    $('#reauth-error').textContent = err.message;
+    if (!$('#reauth-code-fields').hidden) $('#reauth-code').value = '';
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$('#reauth-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = $('#reauth-form');
+  const password = form.elements.password.value;
+  const usePassword = !$('#reauth-password-field').hidden && (password || $('#reauth-code-fields').hidden);
+  if (usePassword && !password) {
+    $('#reauth-error').textContent = 'Enter your password.';
+    return;
+  }
+  const code = form.elements.code.value.trim();
+  if (!usePassword && !code) {
+    $('#reauth-error').textContent = 'Enter a code.';
+    return;
+  }
+  reauthWith($('#reauth-submit'), async () => (usePassword
+    ? { password }
+    : { method: form.elements.method.value, code }));
+});
+
+$('#reauth-passkey').addEventListener('click', () => {
+  reauthWith($('#reauth-passkey'), async () => {
+    const options = await api('POST', '/auth/reauthenticate/webauthn/options');
+    return { method: 'webauthn', credential: await getPasskey(options.publicKey) };
+  });
+});
+
+$('#reauth-cancel').addEventListener('click', () => finishReauth(new ReauthCancelled()));
+// Escape closes a modal dialog by itself: that is a cancel too.
+$('#reauth').addEventListener('close', () => {
+  if (state.reauth) finishReauth(new ReauthCancelled());
+});
+
+// ---- Passkeys (WebAuthn) -------------------------------------------------
+
+function passkeysSupported() {
+  return typeof window.PublicKeyCredential === 'function' && !!navigator.credentials;
+}
+
+function fromBase64url(text) {
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  const binary = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0)).buffer;
+}
+
+function toBase64url(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+const withIds = (list) => (list || []).map((c) => ({ ...c, id: fromBase64url(c.id) }));
+
+// The options come as WebAuthn Level 3 JSON; browsers without parse*FromJSON get the
+// base64url fields converted here.
+function creationOptions(json) {
+  if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function') {
+    return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+  }
+  return {
+    ...json,
+    challenge: fromBase64url(json.challenge),
+    user: { ...json.user, id: fromBase64url(json.user.id) },
+    excludeCredentials: withIds(json.excludeCredentials),
+  };
+}
+
+function requestOptions(json) {
+  if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function') {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+  }
+  return { ...json, challenge: fromBase64url(json.challenge), allowCredentials: withIds(json.allowCredentials) };
+}
+
+function credentialJSON(credential) {
+  if (typeof credential.toJSON === 'function') return credential.toJSON();
+  const r = credential.response;
+  const response = { clientDataJSON: toBase64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toBase64url(r.attestationObject);
+    response.transports = typeof r.getTransports === 'function' ? r.getTransports() : [];
+  } else {
+    response.authenticatorData = toBase64url(r.authenticatorData);
+    response.signature = toBase64url(r.signature);
+    response.userHandle = r.userHandle ? toBase64url(r.userHandle) : null;
+  }
+  return {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment || null,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    response,
+  };
+}
+
+// The browser's errors, in words a user can act on.
+function passkeyError(err) {
+  if (!(err instanceof DOMException)) return err;
+  if (err.name === 'NotAllowedError') return new Error('The passkey request was cancelled or timed out.');
+  if (err.name === 'InvalidStateError') return new Error('This passkey is already registered for your account.');
+  if (err.name === 'SecurityError') return new Error('Passkeys are not available on this site.');
+  return new Error(`The passkey did not work (${err.name}).`);
+}
+
+async function createPasskey(json) {
+  if (!passkeysSupported()) throw new Error('This browser does not support passkeys.');
+  try {
+    return credentialJSON(await navigator.credentials.create({ publicKey: creationOptions(json) }));
+  } catch (err) {
+    throw passkeyError(err);
+  }
+}
+
+async function getPasskey(json) {
+  if (!passkeysSupported()) throw new Error('This browser does not support passkeys.');
+  try {
+    return credentialJSON(await navigator.credentials.get({ publicKey: requestOptions(json) }));
+  } catch (err) {
+    throw passkeyError(err);
+  }
+}
+
 // ---- Start ---------------------------------------------------------------
 
 async function start() {
+  if (!passkeysSupported()) {
+    for (const id of ['#passkey-login', '#passkey-form']) $(id).hidden = true;
+    $('#passkey-unsupported').hidden = false;
+  }
   const token = location.pathname === '/reset-password'
     ? new URLSearchParams(location.hash.slice(1)).get('token') : null;
   try {
@@ -416,6 +902,12 @@ async function start() {
     }
     if (user) {
       await loggedIn(user);
+    } else if (new URLSearchParams(location.search).get('mfa_required') === '1') {
+      // Back from an identity provider (API.md section 11) for a user with a second
+      // factor: the challenge cookie is set, and the methods are not known here.
+      history.replaceState(null, '', '/');
+      startMfaStep(['totp', 'recovery_code', 'webauthn']);
+      await loadItems();
     } else {
       show('anon');
       await loadItems();
