@@ -8,10 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.models  # noqa: F401  (registers every table on Base.metadata)
 from alembic import context
 from app.config import load_settings
 from app.db import Base, UTCDateTime
-import app.models  # noqa: F401  (registers every table on Base.metadata)
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -1,6 +1,7 @@
 """The second step of a login, passkey login and re-authentication (API.md section 9).
 The flows are in steps.py; here, the request's cookies and the response's."""
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,9 +17,11 @@ from app.auth.mfa.passkeys import relying_party
 from app.auth.mfa.schemas import FactorProof, PasskeyLogin, PublicKeyOptions, Reauthentication, ReauthRead
 from app.auth.router import logged_in
 from app.auth.schemas import LoginRead
+from app.auth.service import NewSession
 from app.auth.sessions.types import timestamp
 from app.cookie_header import cookies_of
 from app.errors import AppError, ErrorCode, error_response, responses
+from app.models import User
 from app.state import SETTINGS, state_of
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -44,9 +47,17 @@ def _presented(request: Request, cookies: CookiesDep) -> tuple[str | None, str |
     return sent.get(cookies.session), sent.get(cookies.refresh)
 
 
-def _ended_step(exc: AppError, cookies: CookiesDep) -> Response:
-    """An error that ends the pending step, answered with its cookie cleared."""
-    response = error_response(exc.code, exc.message, details=exc.details, headers=exc.headers)
+async def _finish(flow: Awaitable[tuple[User, NewSession]], cookies: CookiesDep) -> Response:
+    """A flow that ends the pending step: a login's success, or the error that ended the
+    step; either way the challenge cookie is cleared."""
+    try:
+        user, new = await flow
+    except AppError as exc:
+        if exc.code is not ErrorCode.MFA_CHALLENGE_EXPIRED:
+            raise
+        response = error_response(exc.code, exc.message, details=exc.details, headers=exc.headers)
+    else:
+        response = logged_in(user, new, cookies)
     cookies.clear_mfa(response)
     return response
 
@@ -81,17 +92,8 @@ async def verify_second_step(
     session is `aal` 2) and clears the challenge cookie; the fifth wrong code ends the
     step (then 401 `mfa_challenge_expired`: log in again). Each attempt counts toward the
     login rate limits."""
-    try:
-        user, new = await steps.verify_step(
-            mfa, strategy, _step_cookie(request, cookies), body, presented=_presented(request, cookies)
-        )
-    except AppError as exc:
-        if exc.code is ErrorCode.MFA_CHALLENGE_EXPIRED:
-            return _ended_step(exc, cookies)
-        raise
-    response = logged_in(user, new, cookies)
-    cookies.clear_mfa(response)
-    return response
+    cookie, presented = _step_cookie(request, cookies), _presented(request, cookies)
+    return await _finish(steps.verify_step(mfa, strategy, cookie, body, presented=presented), cookies)
 
 
 @router.post(
@@ -127,21 +129,9 @@ async def passkey_login(
     """A login's success with `aal` 2 and `amr` `["webauthn"]`. An unknown credential, one
     without user verification or whose signature counter went backwards: 401
     `invalid_credentials`. The challenge is single use, whatever the outcome."""
-    try:
-        user, new = await steps.passkey_login(
-            mfa,
-            strategy,
-            _step_cookie(request, cookies),
-            body.credential,
-            presented=_presented(request, cookies),
-        )
-    except AppError as exc:
-        if exc.code is ErrorCode.MFA_CHALLENGE_EXPIRED:
-            return _ended_step(exc, cookies)
-        raise
-    response = logged_in(user, new, cookies)
-    cookies.clear_mfa(response)
-    return response
+    cookie, presented = _step_cookie(request, cookies), _presented(request, cookies)
+    flow = steps.passkey_login(mfa, strategy, cookie, body.credential, presented=presented)
+    return await _finish(flow, cookies)
 
 
 @router.post(
