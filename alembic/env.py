@@ -12,6 +12,7 @@ import app.models  # noqa: F401  (registers every table on Base.metadata)
 from alembic import context
 from app.config import load_settings
 from app.db import Base, UTCDateTime
+from app.models.item import in_metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -40,6 +41,7 @@ def do_run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_item=render_item,
         compare_type=True,
+        include_object=in_metadata,
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

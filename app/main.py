@@ -32,6 +32,7 @@ from app.auth.sessions.factory import create_session_store
 from app.config import Settings, load_settings
 from app.db import ENGINE, SESSIONMAKER, create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.items.cursor import CURSORS, Cursors
 from app.live.broadcast import BROADCASTER, create_broadcaster
 from app.live.hub import HUB, Hub
 from app.live.publish import BROADCASTER as BROADCASTER_INFO
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state[RATE_LIMITS] = RateLimits(settings)
     state[MAIL] = create_mail_sender(settings)
     state[MFA_KEYS] = MfaKeys.from_settings(settings)
+    state[CURSORS] = Cursors(settings.signing_key)
 
     install_error_handlers(app)
     include_routers(app)

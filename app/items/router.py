@@ -1,13 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.deps import CurrentUser, OptionalUser
 from app.db import MAX_ID, SessionDep
 from app.errors import ErrorCode, responses
 from app.items import service
-from app.items.schemas import ItemCreate, ItemRead, ItemSort, ItemUpdate
-from app.schemas import NO_NUL, Page
+from app.items.cursor import CURSORS, MAX_CURSOR_LENGTH, Cursors
+from app.items.schemas import ItemCreate, ItemPage, ItemRead, ItemSort, ItemUpdate
+from app.schemas import NO_NUL
+from app.state import dependency
+
+CursorsDep = Annotated[Cursors, Depends(dependency(CURSORS))]
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -16,26 +20,40 @@ WRITE_ERRORS = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED, ErrorCode.VA
 
 @router.get(
     "",
-    response_model=Page[ItemRead],
+    response_model=ItemPage,
     summary="List the items the caller may see",
     responses=responses(ErrorCode.VALIDATION_ERROR),
 )
 async def list_items(
     session: SessionDep,
     viewer: OptionalUser,
+    cursors: CursorsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Default 0; not with `cursor`.")] = None,
     q: Annotated[
         str | None,
         Query(max_length=200, pattern=NO_NUL, description="Matches title or description, any case."),
     ] = None,
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
-) -> Page[ItemRead]:
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> ItemPage:
     """Anonymous callers see public items; users also their own private ones; admins everything.
-    `total` counts exactly what the caller may see."""
-    items, total = await service.list_items(session, viewer, q=q, sort=sort, limit=limit, offset=offset)
-    return Page[ItemRead](
-        items=[ItemRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset
+    `total` counts what the caller may see, exactly up to 10,000 (`total_capped` beyond).
+    Follow `next_cursor` for deep pages: each costs what the first one costs, where a large
+    `offset` makes the database skip every row before it."""
+    page = await service.list_items(
+        session, viewer, cursors, q=q, sort=sort, limit=limit, offset=offset, cursor=cursor
+    )
+    return ItemPage(
+        items=[ItemRead.model_validate(i) for i in page.items],
+        total=page.total,
+        total_capped=page.total_capped,
+        limit=limit,
+        offset=None if cursor is not None else (offset or 0),
+        next_cursor=page.next_cursor,
     )
 
 

@@ -54,3 +54,18 @@ class ItemSort(StrEnum):
     TITLE_DESC = "-title"
     ID = "id"
     ID_DESC = "-id"
+
+
+class ItemPage(BaseModel):
+    """One page of items (API.md section 6)."""
+
+    items: list[ItemRead]
+    total: int = Field(
+        description="The matching items the caller may see: exact up to 10,000, then 10,000 with `total_capped`."
+    )
+    total_capped: bool = Field(description='More than 10,000 match (a client shows "10,000+").')
+    limit: int
+    offset: int | None = Field(description="null for a page fetched by `cursor`.")
+    next_cursor: str | None = Field(
+        description="Pass back as `cursor` (same `q`, `sort`, `limit`, no `offset`) for the next page; null on the last."
+    )

@@ -1,5 +1,6 @@
 """Item rules: who may see and change what (API.md section 6). Never commits."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,6 +9,7 @@ from app.auth.principal import SessionUser
 from app.db import get_row, utcnow
 from app.errors import AppError, ErrorCode
 from app.items import repository
+from app.items.cursor import Cursors
 from app.items.schemas import ItemCreate, ItemRead, ItemSort, ItemUpdate
 from app.live.publish import announce
 from app.models import Item
@@ -18,17 +20,46 @@ def payload(item: Item) -> dict[str, Any]:
     return ItemRead.model_validate(item).model_dump(mode="json")
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    items: list[Item]
+    total: int
+    total_capped: bool
+    next_cursor: str | None
+
+
 async def list_items(
     session: AsyncSession,
     viewer: SessionUser | None,
+    cursors: Cursors,
     *,
     q: str | None,
     sort: ItemSort,
     limit: int,
-    offset: int,
-) -> tuple[list[Item], int]:
-    visibility = repository.visible_to(viewer.id if viewer else None, bool(viewer and viewer.is_superuser))
-    return await repository.list_visible(session, visibility, q=q, sort=sort, limit=limit, offset=offset)
+    offset: int | None,
+    cursor: str | None,
+) -> Listing:
+    """A page by `offset` or, from a `cursor` of the previous page, by keyset (422 for a
+    cursor that is not this listing's, or one sent with an offset)."""
+    if cursor is not None and offset is not None:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            details=[
+                {
+                    "loc": ["query", "offset"],
+                    "msg": "cursor and offset exclude each other",
+                    "type": "value_error",
+                }
+            ],
+        )
+    after = cursors.read(cursor, sort, q) if cursor is not None else None
+    who = repository.Viewer(viewer.id if viewer else None, bool(viewer and viewer.is_superuser))
+    rows, total, capped = await repository.list_visible(
+        session, who, q=q, sort=sort, limit=limit, offset=None if after else (offset or 0), after=after
+    )
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Listing(items, total, capped, cursors.after(items[-1], sort, q) if more else None)
 
 
 async def _existing(session: AsyncSession, item_id: int) -> Item:

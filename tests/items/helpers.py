@@ -65,7 +65,7 @@ async def list_items(client: ApiClient, **params: Any) -> dict[str, Any]:
     response = await client.get(ITEMS, params=params)
     assert response.status_code == 200, response.text
     page = response.json()
-    assert set(page) == {"items", "total", "limit", "offset"}, page
+    assert set(page) == {"items", "total", "total_capped", "limit", "offset", "next_cursor"}, page
     for item in page["items"]:
         assert_item_shape(item)
     return page

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from alembic import command
 from app.db import Base, utcnow
-from app.models import User
+from app.models import Item, User
+from app.models.item import TRIGRAM_INDEXES, in_metadata
 from app.ops.bootstrap import alembic_config
 from tests.conftest import drop_database, recreate_database
 
@@ -51,7 +52,9 @@ async def table_names(engine: AsyncEngine) -> set[str]:
 
 def _diff(connection: Connection) -> list[Any]:
     # The options alembic/env.py passes, so this sees what `make revision` would.
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": in_metadata}
+    )
     with warnings.catch_warnings():
         if connection.dialect.name == "sqlite":
             # SQLite's reflection cannot see expression indexes (lower(email)), so
@@ -143,3 +146,26 @@ async def test_lower_unique_indexes(empty_database: str, engine: AsyncEngine) ->
                 await connection.execute(table.insert(), [_user(email, username)])
     async with engine.connect() as connection:
         assert (await connection.execute(select(table.c.username))).scalars().all() == ["Alice"]
+
+
+async def test_item_search_indexes_on_postgresql(empty_database: str, engine: AsyncEngine) -> None:
+    """The trigram indexes behind `q` (PostgreSQL only; SQLite scans), and every listing
+    index, made by upgrade and gone with downgrade."""
+    config = alembic_config(empty_database)
+    await upgrade(config)
+
+    def index_names(sync: Connection) -> set[str]:
+        return {index["name"] for index in inspect(sync).get_indexes("item")}
+
+    async with engine.connect() as connection:
+        names = await connection.run_sync(index_names)
+    listing = {index.name for index in Item.__table__.indexes}
+    assert listing <= names
+    if engine.dialect.name == "postgresql":
+        assert names >= TRIGRAM_INDEXES
+    else:
+        assert not names & TRIGRAM_INDEXES
+    await downgrade(config)
+    await upgrade(config)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(index_names) >= listing

@@ -1,0 +1,75 @@
+"""Keyset cursors of the items listing (API.md section 6): opaque, tamper-evident, bound to
+the listing they came from.
+
+A cursor names the last item of a page by its sort key and id (ties on the key are broken
+by id, so no item is skipped or repeated), and the `sort` and `q` it was made for: passed
+back with another `sort` or `q` it is refused (422), like a forged or truncated one. It is
+itsdangerous-signed with a key of its own (salt), not encrypted: what it holds (a title,
+a timestamp, an id) is what the page already showed.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from app.errors import AppError, ErrorCode
+from app.items.schemas import ItemSort
+from app.models import Item
+from app.state import Key
+
+MAX_CURSOR_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """Where the next page starts: strictly after (key, id) in the listing's order."""
+
+    key: Any  # datetime, str, or None for the id sorts
+    id: int
+
+
+def _listing(sort: ItemSort, q: str | None) -> str:
+    return hashlib.sha256(f"{sort.value}\x00{q or ''}".encode()).hexdigest()[:16]
+
+
+def _invalid(reason: str) -> AppError:
+    return AppError(
+        ErrorCode.VALIDATION_ERROR,
+        details=[{"loc": ["query", "cursor"], "msg": reason, "type": "value_error"}],
+    )
+
+
+class Cursors:
+    def __init__(self, secret_key: str) -> None:
+        self.serializer = URLSafeSerializer(secret_key, salt="items-cursor")
+
+    def after(self, item: Item, sort: ItemSort, q: str | None) -> str:
+        if sort in (ItemSort.CREATED_AT, ItemSort.CREATED_AT_DESC):
+            key: Any = item.created_at.isoformat()
+        elif sort in (ItemSort.TITLE, ItemSort.TITLE_DESC):
+            key = item.title
+        else:
+            key = None
+        return str(self.serializer.dumps([_listing(sort, q), key, item.id]))
+
+    def read(self, cursor: str, sort: ItemSort, q: str | None) -> After:
+        try:
+            listing, key, item_id = self.serializer.loads(cursor)
+        except (BadData, ValueError, TypeError):
+            raise _invalid("not a cursor this listing issued") from None
+        if listing != _listing(sort, q):
+            raise _invalid("the cursor belongs to another sort or q")
+        if not isinstance(item_id, int):
+            raise _invalid("not a cursor this listing issued")
+        if sort in (ItemSort.CREATED_AT, ItemSort.CREATED_AT_DESC):
+            try:
+                key = datetime.fromisoformat(key)
+            except (TypeError, ValueError):
+                raise _invalid("not a cursor this listing issued") from None
+        return After(key, item_id)
+
+
+CURSORS: Key[Cursors] = Key("item_cursors")
