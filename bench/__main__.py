@@ -11,7 +11,7 @@ import signal
 import sys
 
 from app.live.hub import MAX_SOCKETS_PER_USER
-from bench import fanout, hotpath, login_storm
+from bench import fanout, hotpath, login_storm, scale
 from bench.common import SESSION_COOKIE, BenchError
 from bench.server import login_session, owned_backends, server
 from bench.storm_worker import STORM_WORKER, storm_worker
@@ -65,6 +65,10 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="let the server accept permessage-deflate (uvicorn's default; the deployment turns it off)",
     )
+    parser.add_argument("--skip-scale", action="store_true", help="skip the 1k/1M items benchmark")
+    parser.add_argument(
+        "--scale-requests", type=int, default=30, help="requests timed per listing and size (default 30)"
+    )
     args = parser.parse_args()
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk needs one per thread)")
@@ -96,6 +100,9 @@ def bench(args: argparse.Namespace) -> bool:
                 fanout.run(base_url, pid, args)
         # Where a phase with server processes of its own plugs in (bench/__init__.py): after the
         # shared one has stopped, so that the two do not compete for the cores.
+    if not args.skip_scale:
+        print()
+        scale.run(args)
     return meets
 
 
