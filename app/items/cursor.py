@@ -9,6 +9,7 @@ a timestamp, an id) is what the page already showed.
 """
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,6 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from app.errors import AppError, ErrorCode
 from app.items.schemas import ItemSort
-from app.models import Item
 from app.state import Key
 
 MAX_CURSOR_LENGTH = 1024
@@ -46,14 +46,15 @@ class Cursors:
     def __init__(self, secret_key: str) -> None:
         self.serializer = URLSafeSerializer(secret_key, salt="items-cursor")
 
-    def after(self, item: Item, sort: ItemSort, q: str | None) -> str:
+    def after(self, item: Mapping[Any, Any], sort: ItemSort, q: str | None) -> str:
+        """The cursor of the page that follows `item` (a row of the listing)."""
         if sort in (ItemSort.CREATED_AT, ItemSort.CREATED_AT_DESC):
-            key: Any = item.created_at.isoformat()
+            key: Any = item["created_at"].isoformat()
         elif sort in (ItemSort.TITLE, ItemSort.TITLE_DESC):
-            key = item.title
+            key = item["title"]
         else:
             key = None
-        return str(self.serializer.dumps([_listing(sort, q), key, item.id]))
+        return str(self.serializer.dumps([_listing(sort, q), key, item["id"]]))
 
     def read(self, cursor: str, sort: ItemSort, q: str | None) -> After:
         try:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import SessionUser
@@ -22,7 +23,7 @@ def payload(item: Item) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    items: list[Item]
+    items: list[RowMapping]  # rows of the item table, as the page shows them
     total: int
     total_capped: bool
     next_cursor: str | None
