@@ -11,7 +11,7 @@ import signal
 import sys
 
 from app.live.hub import MAX_SOCKETS_PER_USER
-from bench import fanout, hotpath, login_storm, scale
+from bench import fanout, hotpath, login_storm, scale, versus
 from bench.common import SESSION_COOKIE, BenchError
 from bench.server import login_session, owned_backends, server
 from bench.storm_worker import STORM_WORKER, storm_worker
@@ -67,6 +67,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--skip-scale", action="store_true", help="skip the 1k/1M items benchmark")
     parser.add_argument(
+        "--skip-versus", action="store_true", help="skip the comparison with a bare FastAPI app"
+    )
+    parser.add_argument(
+        "--versus-repetitions", type=int, default=3, help="interleaved runs against the bare app (default 3)"
+    )
+    parser.add_argument(
         "--scale-requests", type=int, default=30, help="requests timed per listing and size (default 30)"
     )
     args = parser.parse_args()
@@ -92,6 +98,9 @@ def bench(args: argparse.Namespace) -> bool:
             cookie = f"{SESSION_COOKIE}={login_session(base_url)}"
             print("registered and logged in a user")
             meets = hotpath.run(base_url, cookie, args)
+            if not args.skip_versus:
+                print()
+                versus.run(base_url, cookie, env, args)
             if not args.skip_login_storm:
                 print()
                 login_storm.run(base_url, cookie, args)

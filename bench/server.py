@@ -97,11 +97,13 @@ class ServerProcess(NamedTuple):
 
 
 @contextmanager
-def server(env: dict[str, str], port: int, *, ws_deflate: bool = False) -> Iterator[ServerProcess]:
+def server(
+    env: dict[str, str], port: int, *, ws_deflate: bool = False, app: str = "app.main:app"
+) -> Iterator[ServerProcess]:
     """One uvicorn process, with docker/entrypoint.sh's WebSocket setting unless told
-    otherwise; yields its base URL and pid once /healthz answers, stops it at the end."""
+    otherwise; yields its base URL and pid once it answers, stops it at the end."""
     uvicorn = ROOT / ".venv" / "bin" / "uvicorn"
-    command = [str(uvicorn), "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    command = [str(uvicorn), app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     command += ["--ws-per-message-deflate", "true" if ws_deflate else "false"]
     command += ["--ws-max-size", "65536", "--ws", "app.live.protocol:LiveWebSocketProtocol"]
     base_url = f"http://127.0.0.1:{port}"
