@@ -52,8 +52,9 @@ migrate: $(VENV)/.runtime
 revision: $(VENV)/.runtime
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
-## The benchmarks of bench/ (needs wrk): users/me against /healthz, a login storm, the WebSocket
-## fan-out. make bench BENCH_ARGS="--duration 5 --skip-fanout" (python -m bench --help lists them).
+## The benchmarks of bench/ (needs wrk): users/me against /healthz, every request next to a bare
+## FastAPI app, a login storm, the WebSocket fan-out, GET /items on 1k and 1M items.
+## make bench BENCH_ARGS="--duration 5 --skip-fanout" (python -m bench --help lists them).
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
