@@ -11,6 +11,7 @@ follows every change that committed.
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
 from app.auth.mfa import passkeys, repository, totp
@@ -51,16 +52,16 @@ def _notice(mfa: Mfa, user: User, event: str) -> None:
     send_notice(mfa.mail, mfa.request, user.email, user.username, user.id, event)
 
 
-async def _locked(session: object, principal: Principal) -> User:
-    user = await repository.lock_user(session, principal.user.id)  # type: ignore[arg-type]
+async def _locked(session: AsyncSession, principal: Principal) -> User:
+    user = await repository.lock_user(session, principal.user.id)
     if user is None:
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     return user
 
 
-async def _new_codes(mfa: Mfa, session: object, user_id: int) -> list[str]:
+async def _new_codes(mfa: Mfa, session: AsyncSession, user_id: int) -> list[str]:
     codes = mfa.keys.codes.generate()
-    await repository.replace_recovery_codes(session, user_id, [mfa.keys.codes.digest(c) for c in codes])  # type: ignore[arg-type]
+    await repository.replace_recovery_codes(session, user_id, [mfa.keys.codes.digest(c) for c in codes])
     return codes
 
 
@@ -154,7 +155,7 @@ async def add_passkey(
     mfa: Mfa, principal: Principal, name: str, credential: dict[str, object]
 ) -> PasskeyCreated:
     challenge = await mfa.auth.challenges.take(REGISTER_PURPOSE, principal.login_id)
-    new = passkeys.verify_new(mfa.rp, credential, challenge)  # type: ignore[arg-type]
+    new = passkeys.verify_new(mfa.rp, credential, challenge)
     handle = passkeys.user_handle(mfa.auth.settings.signing_key, principal.user.id)
     try:
         async with transaction(mfa.auth.sessionmaker) as session:

@@ -6,6 +6,7 @@ used even if what follows fails, which errs toward refusing a replay.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -73,12 +74,12 @@ async def check_passkey(
     sessionmaker: async_sessionmaker[AsyncSession],
     rp: RelyingParty,
     user_id: int,
-    credential: dict[str, object],
+    credential: dict[str, Any],
     challenge: str | None,
 ) -> None:
     """A passkey assertion as a second factor: by one of this user's passkeys, for this
     challenge; 400 `invalid_passkey` otherwise."""
-    named = passkeys.asserted_ids(credential)  # type: ignore[arg-type]
+    named = passkeys.asserted_ids(credential)
     if named is None:
         raise AppError(ErrorCode.INVALID_PASSKEY)
     async with transaction(sessionmaker) as session:
@@ -90,7 +91,7 @@ async def check_passkey(
             credential,
             challenge,
             passkey,
-            require_verified_user=False,  # type: ignore[arg-type]
+            require_verified_user=False,
         )
         if check is not Check.OK or not await repository.use_passkey(
             session, passkey.id, passkey.sign_count, count

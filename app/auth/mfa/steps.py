@@ -9,6 +9,8 @@ writes to the session store: a session is the flow's last effect, as in a login.
 
 import time
 from dataclasses import dataclass
+from logging import WARNING
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
@@ -132,7 +134,7 @@ async def passkey_login(
     mfa: Mfa,
     strategy: SessionStrategy,
     cookie: str | None,
-    credential: dict[str, object],
+    credential: dict[str, Any],
     *,
     presented: tuple[str | None, str | None],
 ) -> tuple[User, NewSession]:
@@ -144,7 +146,7 @@ async def passkey_login(
     await mfa.auth.limits.check_login_address(mfa.request)
     # Taken before anything is checked: whatever the answer, this challenge is spent.
     challenge = await challenges.take_webauthn(cookie)
-    named = passkeys.asserted_ids(credential)  # type: ignore[arg-type]
+    named = passkeys.asserted_ids(credential)
     if named is None or challenge is None:
         raise AppError(ErrorCode.INVALID_PASSKEY)
     credential_id, handle = named
@@ -158,14 +160,14 @@ async def passkey_login(
             credential,
             challenge,
             passkey,
-            require_verified_user=True,  # type: ignore[arg-type]
+            require_verified_user=True,
         )
         if check is Check.INVALID:
             raise AppError(ErrorCode.INVALID_PASSKEY)
         if check is not Check.OK or not await factors_db.use_passkey(
             session, passkey.id, passkey.sign_count, count
         ):
-            audit(mfa.request, "passkey_login", check.value, actor=passkey.user_id, level=30)
+            audit(mfa.request, "passkey_login", check.value, actor=passkey.user_id, level=WARNING)
             raise AppError(ErrorCode.INVALID_CREDENTIALS)
         user = await get_row(session, User, passkey.user_id)
     await mfa.auth.limits.check_login_account(mfa.request, passkey.user_id, "")
