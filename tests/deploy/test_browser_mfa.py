@@ -6,7 +6,6 @@ The browser, the tabs and their console-error check are test_browser.py's.
 """
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -20,7 +19,7 @@ from tests.deploy.test_browser import TIMEOUT_MS, Tab
 from tests.fixtures.client import API, PASSWORD
 
 try:
-    from playwright.async_api import CDPSession, Locator, Route, expect
+    from playwright.async_api import CDPSession, Locator, expect
 except ImportError:  # test_browser's fixture skips without playwright
     pass
 
@@ -127,31 +126,6 @@ async def dismiss_recovery_codes(tab: Tab) -> None:
     await expect(tab.page.locator("#recovery-codes")).to_be_hidden()
     # Shown once: not left in the page either.
     await expect(tab.page.locator("#recovery-codes li")).to_have_count(0)
-
-
-def reauthentication_required(methods: list[str]):
-    """A route handler answering as the API does for a session that is not fresh."""
-
-    async def handle(route: "Route") -> None:
-        await route.fulfill(
-            status=403,
-            content_type="application/json",
-            body=json.dumps(
-                {
-                    "error": {
-                        "code": "reauthentication_required",
-                        "message": "Confirm it is you to do this.",
-                        "details": {"methods": methods},
-                    }
-                }
-            ),
-        )
-
-    return handle
-
-
-def is_api_path(path: str):
-    return lambda url: urlparse(url).path == API + path
 
 
 def wrong_code(totp: pyotp.TOTP) -> str:
@@ -291,23 +265,27 @@ async def test_totp_enrolment_shows_recovery_codes_and_login_asks_for_a_code(ope
 
 # ------------------------------------------------------------ re-authentication
 #
-# A session stays fresh for REAUTH_MAX_AGE_SECONDS (300 by default) after a login: the
-# edge's backends keep the default, so the next two tests have the first tries of the
-# sensitive request answered as the API answers a stale session (403
-# reauthentication_required, from the page's network layer), while the re-authentication
-# and the retried request are the backends' own. The third one waits out a real
-# max age, when the edge is given a short one.
+# The edge's backends run with a short REAUTH_MAX_AGE_SECONDS (tests/deploy/conftest.py):
+# each test waits one out, and the refusals the page handles are the API's own.
 
 
-async def test_a_reauthentication_prompt_with_the_password_lets_the_action_through(open_tab) -> None:
+async def wait_until_stale(edge: Edge) -> None:
+    """Until a session made or re-authenticated now is no longer fresh (API.md section 9)."""
+    max_age = int(edge.backends[0].env.get("REAUTH_MAX_AGE_SECONDS", "300"))
+    assert max_age <= WAITABLE_REAUTH_MAX_AGE, f"the edge's sessions stay fresh for {max_age} s"
+    await asyncio.sleep(max_age + 1)
+
+
+async def test_a_reauthentication_prompt_with_the_password_lets_the_action_through(
+    open_tab, edge: Edge
+) -> None:
     tab: Tab = await open_tab()
     page = tab.page
     await tab.register_and_log_in()
     dialog = page.locator("#reauth-form")
-    enrol = is_api_path("/users/me/mfa/totp")
+    await wait_until_stale(edge)
 
     # Cancelled: the action is not done, and says so.
-    await page.route(enrol, reauthentication_required(["password"]), times=1)
     await page.locator("#totp-enrol").click()
     await expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
     await expect(page.locator("#reauth-password")).to_be_visible()
@@ -320,7 +298,6 @@ async def test_a_reauthentication_prompt_with_the_password_lets_the_action_throu
     await expect(page.locator("#totp-enrol")).to_be_enabled()
 
     # A wrong password keeps the prompt open; the right one lets the action through.
-    await page.route(enrol, reauthentication_required(["password"]), times=1)
     await page.locator("#totp-enrol").click()
     await expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
     await page.locator("#reauth-password").fill(PASSWORD + "-wrong")
@@ -338,19 +315,15 @@ async def test_a_reauthentication_prompt_with_the_password_lets_the_action_throu
     assert calls(tab, "POST", "/auth/reauthenticate") == 2
 
 
-async def test_a_reauthentication_prompt_with_a_passkey_lets_the_action_through(open_tab) -> None:
+async def test_a_reauthentication_prompt_with_a_passkey_lets_the_action_through(open_tab, edge: Edge) -> None:
     tab: Tab = await open_tab()
     page = tab.page
     await add_authenticator(tab)
     await tab.register_and_log_in()
     first = (await add_passkey(tab, "Phone")).get("recovery_codes") or []
     await dismiss_recovery_codes(tab)
+    await wait_until_stale(edge)  # the passkey made the session fresh (aal 2) just now
 
-    await page.route(
-        is_api_path("/users/me/mfa/recovery-codes"),
-        reauthentication_required(["webauthn", "recovery_code"]),
-        times=1,
-    )
     await page.locator("#recovery-regenerate").click()
     await expect(page.locator("#reauth-form")).to_be_visible(timeout=TIMEOUT_MS)
     await expect(page.locator("#reauth-password")).to_be_hidden()
@@ -364,17 +337,14 @@ async def test_a_reauthentication_prompt_with_a_passkey_lets_the_action_through(
     assert calls(tab, "POST", "/users/me/mfa/recovery-codes") == 2
 
 
-async def test_a_stale_session_asks_to_reauthenticate_before_a_sensitive_action(open_tab, edge: Edge) -> None:
-    max_age = int(edge.backends[0].env.get("REAUTH_MAX_AGE_SECONDS", "300"))
-    # tests/deploy/conftest.py gives the edge's backends a short REAUTH_MAX_AGE_SECONDS.
-    assert max_age <= WAITABLE_REAUTH_MAX_AGE, f"the edge's sessions stay fresh for {max_age} s"
+async def test_a_stale_totp_session_reauthenticates_with_a_recovery_code(open_tab, edge: Edge) -> None:
     tab: Tab = await open_tab()
     page = tab.page
     await tab.register_and_log_in()
     dialog = page.locator("#reauth-form")
 
     # Without a second factor: the password.
-    await asyncio.sleep(max_age + 1)
+    await wait_until_stale(edge)
     await page.locator("#totp-enrol").click()
     await expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
     await expect(page.locator("#reauth-password")).to_be_visible()
@@ -390,7 +360,7 @@ async def test_a_stale_session_asks_to_reauthenticate_before_a_sensitive_action(
     await dismiss_recovery_codes(tab)
 
     # With one: a second factor, not the password (a recovery code here).
-    await asyncio.sleep(max_age + 1)
+    await wait_until_stale(edge)
     await page.locator("#recovery-regenerate").click()
     await expect(dialog).to_be_visible(timeout=TIMEOUT_MS)
     await expect(page.locator("#reauth-password")).to_be_hidden()
