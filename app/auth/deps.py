@@ -76,10 +76,7 @@ async def optional_user(request: Request) -> SessionUser | None:
 def require_fresh(request: Request, principal: Principal) -> Principal:
     """403 `reauthentication_required` unless the session is fresh (API.md section 9),
     naming what this user can re-authenticate with."""
-    if not principal.fresh(state_of(request)[SETTINGS].reauth_max_age_seconds):
-        raise AppError(
-            ErrorCode.REAUTHENTICATION_REQUIRED, details={"methods": principal.reauthentication_methods()}
-        )
+    principal.require_fresh(state_of(request)[SETTINGS].reauth_max_age_seconds)
     return principal
 
 

@@ -2,18 +2,15 @@
 header `X-Security-Event: <event>`, and an audit record, for every change to how the
 account is protected.
 
-A notice is sent after the change commits (`after_commit`), never for one that did not.
+A notice is sent once the change it tells of has committed, never for one that did not.
 Until the durable mail queue (issue 15) they go out as the reset mails do: in the
 background, a failure logged. They carry no secret and no link that acts on the account.
 """
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.audit import audit, client_ip
-from app.auth.mail import MAIL, MailSender, send_in_background
-from app.db import after_commit
-from app.state import state_of
+from app.auth.mail import MailSender, send_in_background
 
 SECURITY_EVENT_HEADER = "X-Security-Event"
 
@@ -60,12 +57,3 @@ def send_notice(
     subject, body, headers = notice_mail(username, event, client_ip(request) if request is not None else "")
     send_in_background(mail, to, subject, body, headers)
     audit(request, "security_notice", event, actor=user_id)
-
-
-def notice_after_commit(
-    session: AsyncSession, request: HTTPConnection, to: str, username: str, user_id: int, event: str
-) -> None:
-    async def send() -> None:
-        send_notice(state_of(request)[MAIL], request, to, username, user_id, event)
-
-    after_commit(session, send)

@@ -6,10 +6,19 @@ session store, Redis or fastapi-users.
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from app.errors import AppError, ErrorCode
 from app.models import User
+
+SECOND_FACTORS = frozenset({"totp", "webauthn"})
+
+
+def has_second_factor(methods: Iterable[str]) -> bool:
+    """TOTP enabled or a passkey registered (API.md section 9); recovery codes alone are not one."""
+    return not SECOND_FACTORS.isdisjoint(methods)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +39,7 @@ class SessionUser:
 
     @property
     def has_second_factor(self) -> bool:
-        """TOTP enabled or a passkey registered (API.md section 9); recovery codes alone are not one."""
-        return "totp" in self.mfa_methods or "webauthn" in self.mfa_methods
+        return has_second_factor(self.mfa_methods)
 
     def dumps(self) -> str:
         data = asdict(self)
@@ -62,6 +70,10 @@ class Assurance:
     def password(cls) -> "Assurance":
         return cls(1, ("pwd",), time.time())
 
+    def presented(self, method: str, *, aal: int) -> "Assurance":
+        """This login after `method` (an amr value) was presented now, at `aal`."""
+        return Assurance(aal, tuple(dict.fromkeys((*self.amr, method))), time.time())
+
     def encode_amr(self) -> str:
         return " ".join(self.amr)
 
@@ -87,6 +99,13 @@ class Principal:
         """What the user can re-authenticate with (`details.methods` of 403
         `reauthentication_required`): their second factors, or the password without one."""
         return list(self.user.mfa_methods) if self.user.has_second_factor else ["password"]
+
+    def require_fresh(self, max_age: int) -> None:
+        """403 `reauthentication_required` unless fresh, naming what to re-authenticate with."""
+        if not self.fresh(max_age):
+            raise AppError(
+                ErrorCode.REAUTHENTICATION_REQUIRED, details={"methods": self.reauthentication_methods()}
+            )
 
 
 def snapshot(user: User) -> SessionUser:

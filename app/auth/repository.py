@@ -65,6 +65,14 @@ async def lock_active_superusers(session: AsyncSession) -> set[int]:
     return set(await session.scalars(statement))
 
 
+async def lock(session: AsyncSession, user_id: int) -> User | None:
+    """The user's row, locked until the transaction ends (PostgreSQL): changes to one user's
+    factors take turns, so the methods recorded on the user follow the last of them."""
+    return await session.scalar(
+        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
 async def add(session: AsyncSession, user: User) -> User:
     session.add(user)
     await session.flush()

@@ -24,7 +24,7 @@ from app.auth.backend import SessionStrategy, as_library_strategy
 from app.auth.csrf import CsrfSigner
 from app.auth.mfa.challenges import STEP_SECONDS, Challenges
 from app.auth.passwords import dummy_hash, verify_password
-from app.auth.principal import Assurance, Principal
+from app.auth.principal import Assurance, Principal, has_second_factor
 from app.auth.ratelimit import RateLimits
 from app.auth.sessions.types import RefreshOutcome, SessionStore, Tokens
 from app.config import Settings
@@ -150,7 +150,7 @@ async def login(
         _login_outcome(auth, "inactive", actor=user.id)
         raise AppError(ErrorCode.USER_INACTIVE)
     methods = (user.mfa_methods or "").split()
-    if "totp" in methods or "webauthn" in methods:
+    if has_second_factor(methods):
         cookie = await auth.challenges.open(user.id)
         _login_outcome(auth, "second_factor_required", actor=user.id)
         return user, SecondStep(cookie, methods)

@@ -172,7 +172,7 @@ async def mfa_reset(settings: Settings, identifier: str) -> None:
             user = await _find_user(session, identifier)
             if user is None:
                 raise CliError(f"no user with id, username or email {identifier!r}")
-            user = await factors.lock_user(session, user.id)
+            user = await repository.lock(session, user.id)
             assert user is not None
             had = user.mfa_methods
             await factors.delete_all_factors(session, user.id)

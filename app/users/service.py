@@ -38,11 +38,9 @@ async def update_me(
     user = await get_row(session, User, principal.user.id)
     if user is None:  # deleted between the session check and now
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
-    if "password" in changes and principal.user.has_second_factor and not principal.fresh(reauth_max_age):
+    if "password" in changes and principal.user.has_second_factor:
         # API.md section 9: with a second factor, the password alone no longer proves it is you.
-        raise AppError(
-            ErrorCode.REAUTHENTICATION_REQUIRED, details={"methods": principal.reauthentication_methods()}
-        )
+        principal.require_fresh(reauth_max_age)
     if SENSITIVE & changes.keys():
         if data.current_password is None:
             raise AppError(

@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
+from app.auth import repository as users
 from app.auth.mfa import passkeys, repository, totp
 from app.auth.mfa.factors import AMR, sync_methods
 from app.auth.mfa.schemas import MfaStatus, PasskeyCreated, PasskeyRead, TotpEnrolment
 from app.auth.mfa.steps import Mfa
 from app.auth.notices import send_notice
-from app.auth.principal import Assurance, Principal
+from app.auth.principal import Principal, has_second_factor
 from app.db import transaction, utcnow
 from app.errors import AppError, ErrorCode
 from app.models import Passkey, TotpSecret, User
@@ -53,7 +54,7 @@ def _notice(mfa: Mfa, user: User, event: str) -> None:
 
 
 async def _locked(session: AsyncSession, principal: Principal) -> User:
-    user = await repository.lock_user(session, principal.user.id)
+    user = await users.lock(session, principal.user.id)
     if user is None:
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     return user
@@ -67,11 +68,8 @@ async def _new_codes(mfa: Mfa, session: AsyncSession, user_id: int) -> list[str]
 
 async def _after_enabling(mfa: Mfa, principal: Principal, method: str) -> None:
     """This session becomes aal 2 with the factor just presented, fresh from now."""
-    how = principal.assurance
-    amr = tuple(dict.fromkeys((*how.amr, AMR[method])))
-    await mfa.auth.store.assure(
-        principal.user.id, principal.login_id, Assurance(2, amr, utcnow().timestamp())
-    )
+    assurance = principal.assurance.presented(AMR[method], aal=2)
+    await mfa.auth.store.assure(principal.user.id, principal.login_id, assurance)
 
 
 async def enrol_totp(mfa: Mfa, principal: Principal) -> TotpEnrolment:
@@ -131,8 +129,7 @@ async def disable_totp(mfa: Mfa, principal: Principal) -> None:
 async def regenerate_codes(mfa: Mfa, principal: Principal) -> list[str]:
     async with transaction(mfa.auth.sessionmaker) as session:
         user = await _locked(session, principal)
-        methods = (await repository.methods_of(session, user.id)).split()
-        if "totp" not in methods and "webauthn" not in methods:
+        if not has_second_factor((await repository.methods_of(session, user.id)).split()):
             raise AppError(ErrorCode.CONFLICT, "Recovery codes need a second factor first.")
         codes = await _new_codes(mfa, session, user.id)
         await sync_methods(session, user)
@@ -162,8 +159,7 @@ async def add_passkey(
             user = await _locked(session, principal)
             if await repository.passkey_by_credential(session, new.credential_id) is not None:
                 raise AppError(ErrorCode.CONFLICT, "This passkey is registered already.")
-            methods = (await repository.methods_of(session, user.id)).split()
-            first = "totp" not in methods and "webauthn" not in methods
+            first = not has_second_factor((await repository.methods_of(session, user.id)).split())
             passkey = Passkey(
                 user_id=user.id,
                 credential_id=new.credential_id,
@@ -201,8 +197,7 @@ async def remove_passkey(mfa: Mfa, principal: Principal, passkey_id: int) -> Non
             raise AppError(ErrorCode.NOT_FOUND, "Passkey not found.")
         await repository.delete_passkey(session, passkey)
         await session.flush()
-        methods = (await repository.methods_of(session, user.id)).split()
-        if "totp" not in methods and "webauthn" not in methods:
+        if not has_second_factor((await repository.methods_of(session, user.id)).split()):
             await repository.replace_recovery_codes(session, user.id, [])
         await sync_methods(session, user)
     _notice(mfa, user, "passkey_removed")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth import repository as users
 from app.auth.mfa import passkeys, repository, totp
 from app.auth.mfa.crypto import RecoveryCodes, SecretBox
 from app.auth.mfa.passkeys import Check, RelyingParty
@@ -17,7 +18,7 @@ from app.auth.mfa.schemas import FactorProof
 from app.config import Settings
 from app.db import transaction
 from app.errors import AppError, ErrorCode
-from app.models import User
+from app.models import Passkey, User
 from app.state import Key
 
 # The amr value (API.md section 9) each method adds to a session.
@@ -63,11 +64,30 @@ async def use_recovery_code(
 ) -> User | None:
     """The user, once the code is spent; None for a wrong or used one."""
     async with transaction(sessionmaker) as session:
-        user = await repository.lock_user(session, user_id)
+        user = await users.lock(session, user_id)
         if user is None or not await repository.use_recovery_code(session, user_id, codes.digest(code)):
             return None
         await sync_methods(session, user)
         return user
+
+
+async def spend_assertion(
+    session: AsyncSession,
+    rp: RelyingParty,
+    passkey: Passkey,
+    credential: dict[str, Any],
+    challenge: str | None,
+    *,
+    require_verified_user: bool,
+) -> Check:
+    """How `passkey`'s assertion fares; an OK one is recorded (its counter, last used) by a
+    compare-and-set, so of two concurrent uses of one counter value only one is OK."""
+    check, count = passkeys.check_assertion(
+        rp, credential, challenge, passkey, require_verified_user=require_verified_user
+    )
+    if check is Check.OK and not await repository.use_passkey(session, passkey.id, passkey.sign_count, count):
+        return Check.COUNTER
+    return check
 
 
 async def check_passkey(
@@ -86,16 +106,10 @@ async def check_passkey(
         passkey = await repository.passkey_by_credential(session, named[0])
         if passkey is None or passkey.user_id != user_id:
             raise AppError(ErrorCode.INVALID_PASSKEY)
-        check, count = passkeys.check_assertion(
-            rp,
-            credential,
-            challenge,
-            passkey,
-            require_verified_user=False,
+        check = await spend_assertion(
+            session, rp, passkey, credential, challenge, require_verified_user=False
         )
-        if check is not Check.OK or not await repository.use_passkey(
-            session, passkey.id, passkey.sign_count, count
-        ):
+        if check is not Check.OK:
             raise AppError(ErrorCode.INVALID_PASSKEY)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.models import Passkey, RecoveryCode, TotpSecret, User
+from app.models import Passkey, RecoveryCode, TotpSecret
 
 
 async def _changed(session: AsyncSession, statement: Any) -> bool:
@@ -121,11 +121,3 @@ async def methods_of(session: AsyncSession, user_id: int) -> str:
     if methods and await recovery_codes_left(session, user_id):
         methods.append("recovery_code")
     return " ".join(methods)
-
-
-async def lock_user(session: AsyncSession, user_id: int) -> User | None:
-    """The user's row, locked until the transaction ends (PostgreSQL): changes to one user's
-    factors take turns, so the methods recorded on the user follow the last of them."""
-    return await session.scalar(
-        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
-    )

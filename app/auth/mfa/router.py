@@ -12,6 +12,7 @@ from app.auth.cookies import CookiesDep
 from app.auth.deps import CurrentPrincipal, get_auth
 from app.auth.mail import MAIL
 from app.auth.mfa import steps
+from app.auth.mfa.challenges import STEP_SECONDS
 from app.auth.mfa.factors import MFA_KEYS
 from app.auth.mfa.passkeys import relying_party
 from app.auth.mfa.schemas import FactorProof, PasskeyLogin, PublicKeyOptions, Reauthentication, ReauthRead
@@ -107,7 +108,7 @@ async def passkey_options(mfa: MfaDep, cookies: CookiesDep) -> Response:
     sets the challenge cookie that `POST /auth/passkey/login` needs."""
     options, cookie = await steps.passkey_options(mfa)
     response = JSONResponse(PublicKeyOptions(publicKey=options).model_dump(mode="json"))
-    cookies.set_mfa(response, cookie, 300)
+    cookies.set_mfa(response, cookie, STEP_SECONDS)
     return response
 
 

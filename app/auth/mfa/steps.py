@@ -15,17 +15,16 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from app.audit import audit
-from app.auth import repository as users
 from app.auth.backend import SessionStrategy
 from app.auth.mail import MailSender
 from app.auth.mfa import passkeys
 from app.auth.mfa import repository as factors_db
-from app.auth.mfa.factors import AMR, MfaKeys, check_factor
+from app.auth.mfa.factors import AMR, MfaKeys, check_factor, spend_assertion
 from app.auth.mfa.passkeys import Check, RelyingParty
 from app.auth.mfa.schemas import FactorProof, Reauthentication
 from app.auth.notices import send_notice
 from app.auth.passwords import dummy_hash, verify_password
-from app.auth.principal import Assurance, Principal
+from app.auth.principal import Assurance, Principal, SessionUser
 from app.auth.service import Auth, NewSession, open_session
 from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
@@ -58,7 +57,7 @@ async def _count_attempt(mfa: Mfa, user_id: int) -> None:
     await mfa.auth.limits.check_login_account(mfa.request, user_id, "")
 
 
-def _recovery_code_notice(mfa: Mfa, user: User, proof: FactorProof) -> None:
+def _recovery_code_notice(mfa: Mfa, user: User | SessionUser, proof: FactorProof) -> None:
     if proof.method == "recovery_code":
         send_notice(mfa.mail, mfa.request, user.email, user.username, user.id, "recovery_code_used")
 
@@ -155,18 +154,12 @@ async def passkey_login(
         if passkey is None or (handle is not None and handle != passkey.user_handle):
             audit(mfa.request, "passkey_login", "unknown_credential")
             raise AppError(ErrorCode.INVALID_CREDENTIALS)
-        check, count = passkeys.check_assertion(
-            mfa.rp,
-            credential,
-            challenge,
-            passkey,
-            require_verified_user=True,
+        check = await spend_assertion(
+            session, mfa.rp, passkey, credential, challenge, require_verified_user=True
         )
         if check is Check.INVALID:
             raise AppError(ErrorCode.INVALID_PASSKEY)
-        if check is not Check.OK or not await factors_db.use_passkey(
-            session, passkey.id, passkey.sign_count, count
-        ):
+        if check is not Check.OK:
             audit(mfa.request, "passkey_login", check.value, actor=passkey.user_id, level=WARNING)
             raise AppError(ErrorCode.INVALID_CREDENTIALS)
         user = await get_row(session, User, passkey.user_id)
@@ -200,14 +193,15 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
         if principal.user.has_second_factor:
             raise AppError(ErrorCode.SECOND_FACTOR_REQUIRED)
         async with transaction(mfa.auth.sessionmaker) as session:
-            user = await users.get_by_login(session, principal.user.username)
+            user = await get_row(session, User, user_id)
         verified, _ = await verify_password(
             body.password or "", user.hashed_password if user else dummy_hash()
         )
         if user is None or not verified:
             audit(mfa.request, "reauthenticate", "failure", actor=user_id, method="password")
             raise AppError(ErrorCode.INVALID_CREDENTIALS)
-        amr, aal = "pwd", principal.assurance.aal
+        method = "pwd"
+        assurance = principal.assurance.presented(method, aal=principal.assurance.aal)
     else:
         challenge = None
         if proof.method == "webauthn":
@@ -215,13 +209,10 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
         if not await check_factor(mfa.auth.sessionmaker, mfa.keys, mfa.rp, user_id, proof, challenge):
             audit(mfa.request, "reauthenticate", "failure", actor=user_id, method=proof.method)
             raise AppError(ErrorCode.INVALID_MFA_CODE)
-        if proof.method == "recovery_code":
-            who = principal.user
-            send_notice(mfa.mail, mfa.request, who.email, who.username, user_id, "recovery_code_used")
-        amr, aal = AMR[proof.method], 2
-    now = time.time()
-    methods = tuple(dict.fromkeys((*principal.assurance.amr, amr)))
-    if not await mfa.auth.store.assure(user_id, principal.login_id, Assurance(aal, methods, now)):
+        _recovery_code_notice(mfa, principal.user, proof)
+        method = AMR[proof.method]
+        assurance = principal.assurance.presented(method, aal=2)
+    if not await mfa.auth.store.assure(user_id, principal.login_id, assurance):
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
-    audit(mfa.request, "reauthenticated", "success", actor=user_id, login=principal.login_id, method=amr)
-    return now
+    audit(mfa.request, "reauthenticated", "success", actor=user_id, login=principal.login_id, method=method)
+    return assurance.auth_time

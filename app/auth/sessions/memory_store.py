@@ -3,7 +3,7 @@
 import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.auth.principal import SessionUser
 from app.auth.sessions.types import (
@@ -74,11 +74,7 @@ class MemorySessionStore:
         return Tokens(session, refresh, ttl, math.floor(login.expires - now), login.info.id)
 
     def _seen(self, login: _Login, now: float) -> None:
-        info = login.info
-        login.info = LoginInfo(
-            info.id, info.user_id, info.created_at, timestamp(now), info.user_agent, info.ip,
-            login.assurance.aal, login.assurance.amr,
-        )  # fmt: skip
+        login.info = replace(login.info, last_seen_at=timestamp(now))
 
     async def create(
         self,
@@ -123,7 +119,7 @@ class MemorySessionStore:
         if login is None or login.info.user_id != user_id:
             return False
         login.assurance = assurance
-        self._seen(login, login.info.last_seen_at.timestamp())  # the list shows the new aal, amr
+        login.info = replace(login.info, aal=assurance.aal, amr=assurance.amr)  # what the list shows
         return True
 
     async def refresh(
