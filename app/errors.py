@@ -126,6 +126,14 @@ class AppError(Exception):
         self.headers = headers
 
 
+def invalid_query(name: str, msg: str) -> AppError:
+    """422 `validation_error` for a query parameter our code checks (its value is not
+    echoed), in the shape of FastAPI's own: one `{loc, msg, type}`."""
+    return AppError(
+        ErrorCode.VALIDATION_ERROR, details=[{"loc": ["query", name], "msg": msg, "type": "value_error"}]
+    )
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

@@ -16,7 +16,7 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from app.errors import AppError, ErrorCode
+from app.errors import invalid_query
 from app.items.schemas import ItemSort
 from app.state import Key
 
@@ -33,13 +33,6 @@ class After:
 
 def _listing(sort: ItemSort, q: str | None) -> str:
     return hashlib.sha256(f"{sort.value}\x00{q or ''}".encode()).hexdigest()[:16]
-
-
-def _invalid(reason: str) -> AppError:
-    return AppError(
-        ErrorCode.VALIDATION_ERROR,
-        details=[{"loc": ["query", "cursor"], "msg": reason, "type": "value_error"}],
-    )
 
 
 class Cursors:
@@ -60,16 +53,16 @@ class Cursors:
         try:
             listing, key, item_id = self.serializer.loads(cursor)
         except (BadData, ValueError, TypeError):
-            raise _invalid("not a cursor this listing issued") from None
+            raise invalid_query("cursor", "not a cursor this listing issued") from None
         if listing != _listing(sort, q):
-            raise _invalid("the cursor belongs to another sort or q")
+            raise invalid_query("cursor", "the cursor belongs to another sort or q")
         if not isinstance(item_id, int):
-            raise _invalid("not a cursor this listing issued")
+            raise invalid_query("cursor", "not a cursor this listing issued")
         if sort in (ItemSort.CREATED_AT, ItemSort.CREATED_AT_DESC):
             try:
                 key = datetime.fromisoformat(key)
             except (TypeError, ValueError):
-                raise _invalid("not a cursor this listing issued") from None
+                raise invalid_query("cursor", "not a cursor this listing issued") from None
         return After(key, item_id)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import SessionUser
 from app.db import get_row, utcnow
-from app.errors import AppError, ErrorCode
+from app.errors import AppError, ErrorCode, invalid_query
 from app.items import repository
 from app.items.cursor import Cursors
 from app.items.schemas import ItemCreate, ItemRead, ItemSort, ItemUpdate
@@ -43,16 +43,7 @@ async def list_items(
     """A page by `offset` or, from a `cursor` of the previous page, by keyset (422 for a
     cursor that is not this listing's, or one sent with an offset)."""
     if cursor is not None and offset is not None:
-        raise AppError(
-            ErrorCode.VALIDATION_ERROR,
-            details=[
-                {
-                    "loc": ["query", "offset"],
-                    "msg": "cursor and offset exclude each other",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise invalid_query("offset", "cursor and offset exclude each other")
     after = cursors.read(cursor, sort, q) if cursor is not None else None
     who = repository.Viewer(viewer.id if viewer else None, bool(viewer and viewer.is_superuser))
     rows, total, capped = await repository.list_visible(
