@@ -14,7 +14,7 @@ import httpx
 
 from bench.common import API, CSRF_COOKIE, expect
 from bench.server import server
-from bench.wrk import WrkResult, require_2xx, run_wrk
+from bench.wrk import measure
 from tests.fixtures.server import free_port
 
 TARGETS = {"trivial": 0.90, "users/me": 0.60, "users/me 401": 0.80, "items?limit=100": 0.10}
@@ -34,20 +34,6 @@ def seed_items(base_url: str, cookie: str, count: int = 100) -> None:
             expect(client.post(f"{API}/items", json=body, headers=headers), 201, "POST /items")
 
 
-def _wrk(url: str, args: argparse.Namespace, cookie: str | None, *, status_2xx: bool = True) -> WrkResult:
-    for duration in (1, args.duration):  # a short warm-up, then the measured run
-        result = run_wrk(
-            url, duration=duration, connections=args.connections, threads=args.threads, cookie=cookie
-        )
-    if status_2xx:
-        require_2xx(url, result)
-    elif result.non_2xx != result.requests:
-        raise RuntimeError(
-            f"{url}: expected every answer to be 401, {result.non_2xx} of {result.requests} were"
-        )
-    return result
-
-
 def run(base_url: str, cookie: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
     seed_items(base_url, cookie)
     rows: dict[str, list[float]] = {name: [] for name in TARGETS}
@@ -55,12 +41,12 @@ def run(base_url: str, cookie: str, env: dict[str, str], args: argparse.Namespac
     with server(env, free_port(), app="bench.bare_app:app") as (bare_url, _pid):
         for repetition in range(args.versus_repetitions):
             print(f"versus the bare app: repetition {repetition + 1} of {args.versus_repetitions}")
-            bare = _wrk(f"{bare_url}/ping", args, None).rps
+            bare = measure(f"{bare_url}/ping", args, cookie=None).rps
             measured = {
-                "trivial": _wrk(f"{base_url}/healthz", args, None).rps,
-                "users/me": _wrk(f"{base_url}{API}/users/me", args, cookie).rps,
-                "users/me 401": _wrk(f"{base_url}{API}/users/me", args, None, status_2xx=False).rps,
-                "items?limit=100": _wrk(f"{base_url}{API}/items?limit=100", args, cookie).rps,
+                "trivial": measure(f"{base_url}/healthz", args, cookie=None).rps,
+                "users/me": measure(f"{base_url}{API}/users/me", args, cookie=cookie).rps,
+                "users/me 401": measure(f"{base_url}{API}/users/me", args, cookie=None, refused=True).rps,
+                "items?limit=100": measure(f"{base_url}{API}/items?limit=100", args, cookie=cookie).rps,
             }
             rates["bare /ping"].append(bare)
             for name, rps in measured.items():

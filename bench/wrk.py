@@ -81,8 +81,10 @@ def measure(
     cookie: str | None,
     connections: int | None = None,
     timeout: str | None = None,
+    refused: bool = False,
 ) -> WrkResult:
-    """A short warm-up run, then the measured one, which must have answered only 2xx."""
+    """A short warm-up run, then the measured one, which must have answered only 2xx (only
+    errors, when `refused`: a request measured for its refusal, a 401 say)."""
     print(f"{url}: {WARMUP_SECONDS} s warm-up, {args.duration} s measured")
     for duration in (WARMUP_SECONDS, args.duration):
         result = run_wrk(
@@ -93,7 +95,12 @@ def measure(
             cookie=cookie,
             timeout=timeout,
         )
-        require_2xx(url, result)
+        if not refused:
+            require_2xx(url, result)
+        elif result.non_2xx != result.requests:
+            raise BenchError(
+                f"{url}: {result.requests - result.non_2xx} of {result.requests} answers were 2xx"
+            )
     return result
 
 
