@@ -13,7 +13,7 @@ import pytest
 from tests.fixtures import authenticator as authenticator_module
 from tests.fixtures.authenticator import SoftAuthenticator, b64url_decode
 from tests.fixtures.client import API, login, register
-from tests.mfa.helpers import add_passkey, password_step, soft_authenticator
+from tests.mfa.helpers import add_passkey, enable_totp, password_step, soft_authenticator
 
 MFA_COOKIE = "__Secure-mfa"
 
@@ -395,3 +395,15 @@ async def test_reauthentication_options_need_a_passkey(user):
     client, _ = user
     response = await client.post(f"{API}/auth/reauthenticate/webauthn/options")
     assert response.status_code == 409, response.text
+
+
+async def test_turning_totp_off_keeps_the_recovery_codes_while_a_passkey_is_left(make_client):
+    client = make_client()
+    await login(client, await register(client))
+    codes = (await add_passkey(client, soft_authenticator())).json()["recovery_codes"]
+    assert len(codes) == 10
+    app, from_totp = await enable_totp(client)
+    assert from_totp == []  # the user had codes already
+    assert (await client.delete(f"{API}/users/me/mfa/totp")).status_code == 204
+    status = (await client.get(f"{API}/users/me/mfa")).json()
+    assert (status["totp"], status["recovery_codes_left"], len(status["passkeys"])) == (False, 10, 1)

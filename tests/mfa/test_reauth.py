@@ -140,6 +140,25 @@ async def test_admin_require_mfa_refuses_admin_routes_until_a_second_factor(stri
             assert (await plain.get(f"{API}/admin/users")).json()["error"]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize(
+    ("environment", "code"), [("production", "mfa_enrollment_required"), ("staging", None)]
+)
+async def test_admin_require_mfa_is_on_in_production_and_off_elsewhere(
+    database_url, redis_prefix, environment, code
+):
+    settings = make_settings(database_url, redis_prefix, environment=environment)
+    async with serving(create_app(settings)) as app, client_factory(app)() as admin:
+        account = await register(admin)
+        await promote(app, account.id)
+        await login(admin, account)
+        response = await admin.get(f"{API}/admin/users")
+        if code is None:
+            assert response.status_code == 200, response.text
+        else:
+            assert response.status_code == 403
+            assert response.json()["error"]["code"] == code
+
+
 async def test_mfa_reset_removes_every_factor_and_session(make_client, database_url, redis_prefix, tmp_path):
     client = make_client()
     account = await register(client)
