@@ -78,6 +78,10 @@ class Settings(BaseSettings):
 
     docs_enabled: bool | None = None  # None: on outside production
     sentry_dsn: str | None = None
+    # FastAPI's own OpenTelemetry hooks (spans, metrics, logs per request), for a deployment
+    # that configures an OpenTelemetry SDK. Off, FastAPI skips them without asking the
+    # OpenTelemetry API on every request whether a provider was set (README "Tracing").
+    otel_enabled: bool = False
 
     first_superuser_email: str | None = None
     first_superuser_username: str | None = None

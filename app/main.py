@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.show_docs else None,
         redoc_url="/redoc" if settings.show_docs else None,
         openapi_url="/openapi.json" if settings.show_docs else None,
+        telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     # What the middleware and the routes' documentation need exists before the lifespan runs.
     state = attach(app, settings)

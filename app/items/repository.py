@@ -145,7 +145,10 @@ async def list_visible(
         values["after_id"] = after.id
         if _SORT[sort][0] is not None:
             values["after_key"] = after.key
-    rows = list((await session.execute(_page(kind, sort, bool(q), after is not None), values)).mappings())
+    # On the session's connection (Core), not session.execute: the statement selects columns,
+    # not entities, and the ORM's execution layer around it did nothing but cost time.
+    connection = await session.connection()
+    rows = list((await connection.execute(_page(kind, sort, bool(q), after is not None), values)).mappings())
     if rows:
         total = int(rows[0]["_total"])
     elif after is None and not offset:
