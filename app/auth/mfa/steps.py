@@ -209,9 +209,8 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
         challenge = None
         if proof.method == "webauthn":
             challenge = await mfa.auth.challenges.take(STEP_PURPOSE, principal.login_id)
-        sessionmaker = mfa.auth.sessionmaker
         if not await check_factor(
-            sessionmaker, mfa.keys, mfa.rp, user_id, proof, challenge, request=mfa.request
+            mfa.auth.sessionmaker, mfa.keys, mfa.rp, user_id, proof, challenge, request=mfa.request
         ):
             audit(mfa.request, "reauthenticate", "failure", actor=user_id, method=proof.method)
             raise AppError(ErrorCode.INVALID_MFA_CODE)
