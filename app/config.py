@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     webauthn_rp_id: str | None = None
     webauthn_rp_name: str = "Cookie-session backend"
 
+    # The security log (API.md section 10): events older than this are deleted (hourly).
+    security_log_retention_days: int = Field(365, ge=1)
+
     docs_enabled: bool | None = None  # None: on outside production
     sentry_dsn: str | None = None
     # FastAPI's own OpenTelemetry hooks (spans, metrics, logs per request), for a deployment

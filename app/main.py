@@ -41,6 +41,7 @@ from app.metrics import METRICS, Metrics, install_metrics
 from app.middleware import RequestContextMiddleware
 from app.ops.bootstrap import ensure_first_superuser_eventually, migrate
 from app.redis import create_client
+from app.security_log import service as security_log
 from app.state import SETTINGS, attach, mark_started, state_of
 
 logger = logging.getLogger("app")
@@ -79,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     mark_started(app)
     await anyio.to_thread.run_sync(dummy_hash)  # the first unknown-user login should not pay for it
     bootstrap = asyncio.create_task(ensure_first_superuser_eventually(settings, sessionmaker))
+    pruning = security_log.start(sessionmaker, settings)
     # Everything allocated so far lives as long as the process: keep it out of the
     # collector's full passes, which otherwise dominate the latency tail under load.
     gc.freeze()
@@ -88,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap.cancel()
         with suppress(asyncio.CancelledError):
             await bootstrap
+        await security_log.stop(pruning)
         await broadcaster.close()
         if redis is not None:
             await redis.aclose()

@@ -9,7 +9,7 @@ and that matching was a tenth of an authenticated request's cost.
 from fastapi import Depends, FastAPI
 
 from app.admin.router import router as admin_router
-from app.auth.deps import current_superuser
+from app.auth.deps import current_superuser, current_user
 from app.auth.library import router as library_router
 from app.auth.mfa.account_router import router as mfa_account_router
 from app.auth.mfa.router import router as mfa_router
@@ -18,12 +18,14 @@ from app.health.router import api_router as health_api_router
 from app.health.router import router as health_router
 from app.items.router import router as items_router
 from app.live.router import router as live_router
+from app.security_log.router import create_routers as security_log_routers
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 
 
 def include_routers(app: FastAPI) -> None:
+    security_log_router, security_log_admin_router = security_log_routers(current_user, current_superuser)
     app.include_router(health_router)
     for router in (
         users_router,
@@ -34,7 +36,9 @@ def include_routers(app: FastAPI) -> None:
         mfa_account_router,  # /users/me/mfa, /users/me/passkeys
         health_api_router,
         live_router,  # WebSocket /api/v1/ws
+        security_log_router,  # /users/me/security-events
     ):
         app.include_router(router, prefix=API_PREFIX)
     # Guarded here, once for every admin route: none can be added without it.
-    app.include_router(admin_router, prefix=API_PREFIX, dependencies=[Depends(current_superuser)])
+    for guarded in (admin_router, security_log_admin_router):
+        app.include_router(guarded, prefix=API_PREFIX, dependencies=[Depends(current_superuser)])

@@ -30,6 +30,7 @@ from app.db import SessionDep, after_commit
 from app.errors import AppError, ErrorCode
 from app.keys import derived_key, keyed_digest
 from app.models import User
+from app.security_log import SecurityEvent, record_event
 from app.state import SETTINGS, state_of
 
 security_log = logging.getLogger("app.security")
@@ -199,6 +200,8 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         # old password. A login that read the old hash before the commit can still finish
         # after it (sessions are not bound to the password): a narrow window, left open.
         revoked = await self.store.revoke_user(user.id)
+        details = {"sessions_revoked": revoked}
+        record_event(self.user_db.session, request, user.id, SecurityEvent.PASSWORD_RESET, details)
 
         async def record() -> None:  # the outcome the user got: only once the new password is in
             security_log.info(

@@ -32,6 +32,7 @@ from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
 from app.metrics import Metrics
 from app.models import User
+from app.security_log import SecurityEvent, record_event_soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,12 @@ def _login_outcome(auth: Auth, outcome: str, **fields: Any) -> None:
     """One audit record and one count per login attempt, from the same outcome."""
     audit(auth.request, "login", outcome, **fields)
     auth.metrics.login(outcome)
+
+
+def _security_event(auth: Auth, user_id: int, event: SecurityEvent, **details: Any) -> None:
+    """The user's security log: these events change nothing in the database, so the row
+    is written in the background, without delaying the answer."""
+    record_event_soon(auth.sessionmaker, auth.request, user_id, event, details)
 
 
 def _subject(key: str, identifier: str) -> str:
@@ -144,6 +151,8 @@ async def login(
     verified = await check_password(auth.sessionmaker, user, password)
     if user is None or not verified:
         _login_outcome(auth, "failure", subject=_subject(auth.settings.signing_key, identifier))
+        if user is not None:  # a wrong password for this account (an unknown name has no log)
+            _security_event(auth, user.id, SecurityEvent.LOGIN_FAILED)
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     # Only after the right password: otherwise this answer would reveal the account.
     if not user.is_active:
@@ -174,6 +183,9 @@ async def open_session(
     assert strategy.issued is not None  # write_token ran
     new = NewSession(carrier, strategy.issued, auth.csrf.issue(strategy.issued.session))
     _login_outcome(auth, "success", actor=user.id, login=new.tokens.login_id, amr=list(assurance.amr))
+    _security_event(
+        auth, user.id, SecurityEvent.LOGIN, session_id=new.tokens.login_id, amr=list(assurance.amr)
+    )
     return new
 
 
@@ -216,6 +228,8 @@ async def refresh(auth: Auth, token: str | None, session: str | None) -> NewSess
         raise RefreshRefused(clear_cookies=False)
     if outcome is RefreshOutcome.REUSED:
         audit(auth.request, "refresh_reuse", "login_revoked", actor=actor, login=login_id, level=WARNING)
+        if actor is not None:
+            _security_event(auth, actor, SecurityEvent.REFRESH_REUSE_DETECTED, session_id=login_id)
     else:
         audit(auth.request, "refresh", "invalid", actor=actor)
     raise RefreshRefused(clear_cookies=True)
@@ -231,6 +245,7 @@ async def logout(auth: Auth, strategy: SessionStrategy, session_token: str | Non
         return None
     user_id, login_id = strategy.ended
     audit(auth.request, "logout", "success", actor=user_id, login=login_id)
+    _security_event(auth, user_id, SecurityEvent.LOGOUT, session_id=login_id)
     return carrier
 
 
@@ -238,4 +253,5 @@ async def logout_all(auth: Auth, principal: Principal) -> int:
     """Every login of the caller's user ended; how many."""
     count = await auth.store.revoke_user(principal.user.id)
     audit(auth.request, "logout_all", "success", actor=principal.user.id, revoked=count)
+    _security_event(auth, principal.user.id, SecurityEvent.LOGOUT_ALL, sessions_revoked=count)
     return count

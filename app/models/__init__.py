@@ -2,6 +2,7 @@
 
 from app.models.item import Item
 from app.models.mfa import Passkey, RecoveryCode, TotpSecret
+from app.models.security_event import SecurityLogEntry
 from app.models.user import User
 
-__all__ = ["Item", "Passkey", "RecoveryCode", "TotpSecret", "User"]
+__all__ = ["Item", "Passkey", "RecoveryCode", "SecurityLogEntry", "TotpSecret", "User"]

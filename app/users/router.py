@@ -10,9 +10,10 @@ from app.auth.schemas import UserPublic, UserRead
 from app.auth.sessions import StoreDep
 from app.auth.sessions.types import MAX_LOGINS_PER_USER
 from app.config import Settings
-from app.db import SessionDep
+from app.db import SESSIONMAKER, SessionDep
 from app.errors import AppError, ErrorCode, responses
-from app.state import SETTINGS, dependency
+from app.security_log import SecurityEvent, record_event_soon
+from app.state import SETTINGS, dependency, state_of
 from app.users import service
 from app.users.schemas import SessionRead, UserUpdateMe
 
@@ -48,6 +49,7 @@ async def read_me(user: CurrentUser) -> Response:
     ),
 )
 async def update_me(
+    request: Request,
     data: UserUpdateMe,
     session: SessionDep,
     manager: UserManagerDep,
@@ -58,7 +60,13 @@ async def update_me(
     """`current_password` is required to change `email` or `password`. A new password
     ends every other session of the user; this one stays. A new email is unverified."""
     user = await service.update_me(
-        session, manager, store, principal, data, reauth_max_age=settings.reauth_max_age_seconds
+        session,
+        manager,
+        store,
+        principal,
+        data,
+        reauth_max_age=settings.reauth_max_age_seconds,
+        request=request,
     )
     return UserRead.model_validate(user)
 
@@ -109,6 +117,10 @@ async def delete_my_session(
     if not await store.revoke_login(principal.user.id, session_id):
         raise AppError(ErrorCode.NOT_FOUND, "Session not found.")
     audit(request, "session_revoked", "success", actor=principal.user.id, login=session_id)
+    details = {"session_id": session_id}
+    record_event_soon(
+        state_of(request)[SESSIONMAKER], request, principal.user.id, SecurityEvent.SESSION_REVOKED, details
+    )
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if session_id == principal.login_id:
         cookies.clear_all(response)

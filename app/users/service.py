@@ -1,6 +1,7 @@
 """A user's own account (API.md section 4): the rules fastapi-users leaves out. Never commits."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.auth.manager import UserManager
 from app.auth.passwords import verify_password
@@ -9,6 +10,7 @@ from app.auth.sessions.types import SessionStore
 from app.db import get_row
 from app.errors import AppError, ErrorCode
 from app.models import User
+from app.security_log import SecurityEvent, record_event
 from app.users.schemas import UserUpdateMe
 
 # Changing these needs the current password (ASVS 6.2.3, 7.5.1): a borrowed or
@@ -33,6 +35,7 @@ async def update_me(
     data: UserUpdateMe,
     *,
     reauth_max_age: int,
+    request: HTTPConnection | None = None,
 ) -> User:
     changes = data.create_update_dict()
     user = await get_row(session, User, principal.user.id)
@@ -56,5 +59,7 @@ async def update_me(
     if "password" in changes:
         # Before the commit: if the store is unreachable nothing is changed (503),
         # rather than a new password with the old sessions still alive.
-        await store.revoke_user(user.id, keep=principal.login_id)
+        revoked = await store.revoke_user(user.id, keep=principal.login_id)
+        details = {"sessions_revoked": revoked}
+        record_event(session, request, user.id, SecurityEvent.PASSWORD_CHANGED, details)
     return updated

@@ -24,6 +24,7 @@ from app.auth.principal import Principal, has_second_factor
 from app.db import transaction, utcnow
 from app.errors import AppError, ErrorCode
 from app.models import Passkey, TotpSecret, User
+from app.security_log import SecurityEvent, record_event
 
 REGISTER_PURPOSE = "register"
 
@@ -107,6 +108,7 @@ async def confirm_totp(mfa: Mfa, principal: Principal, code: str) -> list[str]:
         had_codes = await repository.recovery_codes_left(session, user.id) > 0
         codes = [] if had_codes else await _new_codes(mfa, session, user.id)
         await sync_methods(session, user)
+        record_event(session, mfa.request, user.id, SecurityEvent.MFA_ENABLED, {"method": "totp"})
         await mfa.auth.store.revoke_user(user.id, keep=principal.login_id)
     await _after_enabling(mfa, principal, "totp")
     _notice(mfa, user, "mfa_enabled")
@@ -123,6 +125,7 @@ async def disable_totp(mfa: Mfa, principal: Principal) -> None:
         if not await repository.passkeys_of(session, user.id):
             await repository.replace_recovery_codes(session, user.id, [])
         await sync_methods(session, user)
+        record_event(session, mfa.request, user.id, SecurityEvent.MFA_DISABLED, {"method": "totp"})
     _notice(mfa, user, "mfa_disabled")
 
 
@@ -133,6 +136,7 @@ async def regenerate_codes(mfa: Mfa, principal: Principal) -> list[str]:
             raise AppError(ErrorCode.CONFLICT, "Recovery codes need a second factor first.")
         codes = await _new_codes(mfa, session, user.id)
         await sync_methods(session, user)
+        record_event(session, mfa.request, user.id, SecurityEvent.RECOVERY_CODES_REGENERATED)
     _notice(mfa, user, "recovery_codes_regenerated")
     return codes
 
@@ -173,6 +177,8 @@ async def add_passkey(
             had_codes = await repository.recovery_codes_left(session, user.id) > 0
             codes = await _new_codes(mfa, session, user.id) if first and not had_codes else None
             await sync_methods(session, user)
+            details = {"passkey_id": passkey.id, "name": name}
+            record_event(session, mfa.request, user.id, SecurityEvent.PASSKEY_ADDED, details)
             if first:
                 await mfa.auth.store.revoke_user(user.id, keep=principal.login_id)
     except IntegrityError as exc:  # the same credential registered concurrently
@@ -200,4 +206,6 @@ async def remove_passkey(mfa: Mfa, principal: Principal, passkey_id: int) -> Non
         if not has_second_factor((await repository.methods_of(session, user.id)).split()):
             await repository.replace_recovery_codes(session, user.id, [])
         await sync_methods(session, user)
+        details = {"passkey_id": passkey_id, "name": passkey.name}
+        record_event(session, mfa.request, user.id, SecurityEvent.PASSKEY_REMOVED, details)
     _notice(mfa, user, "passkey_removed")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from app.auth import repository as users
 from app.auth.mfa import passkeys, repository, totp
@@ -19,6 +20,7 @@ from app.config import Settings
 from app.db import transaction
 from app.errors import AppError, ErrorCode
 from app.models import Passkey, User
+from app.security_log import SecurityEvent, record_event
 from app.state import Key
 
 # The amr value (API.md section 9) each method adds to a session.
@@ -60,14 +62,22 @@ async def check_totp(
 
 
 async def use_recovery_code(
-    sessionmaker: async_sessionmaker[AsyncSession], codes: RecoveryCodes, user_id: int, code: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    codes: RecoveryCodes,
+    user_id: int,
+    code: str,
+    *,
+    request: HTTPConnection | None = None,
 ) -> User | None:
-    """The user, once the code is spent; None for a wrong or used one."""
+    """The user, once the code is spent (and the security log says so, in the same
+    transaction); None for a wrong or used one."""
     async with transaction(sessionmaker) as session:
         user = await users.lock(session, user_id)
         if user is None or not await repository.use_recovery_code(session, user_id, codes.digest(code)):
             return None
         await sync_methods(session, user)
+        left = await repository.recovery_codes_left(session, user_id)
+        record_event(session, request, user_id, SecurityEvent.RECOVERY_CODE_USED, {"codes_left": left})
         return user
 
 
@@ -120,6 +130,8 @@ async def check_factor(
     user_id: int,
     proof: FactorProof,
     challenge: str | None,
+    *,
+    request: HTTPConnection | None = None,
 ) -> bool:
     """Whether `proof` is a right second factor of the user (then spent: a step, a code, a
     counter). A wrong passkey raises 400 `invalid_passkey`; the caller counts it as it
@@ -131,4 +143,4 @@ async def check_factor(
     assert proof.code is not None
     if proof.method == "totp":
         return await check_totp(sessionmaker, keys.box, user_id, proof.code)
-    return await use_recovery_code(sessionmaker, keys.codes, user_id, proof.code) is not None
+    return await use_recovery_code(sessionmaker, keys.codes, user_id, proof.code, request=request) is not None

@@ -29,6 +29,7 @@ from app.auth.service import Auth, NewSession, open_session
 from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
 from app.models import User
+from app.security_log import SecurityEvent, record_event_soon
 
 STEP_PURPOSE = "reauth"  # the WebAuthn challenge of a re-authentication, bound to the login
 
@@ -92,7 +93,9 @@ async def verify_step(
     await _count_attempt(mfa, step.user_id)
     challenge = await challenges.take_webauthn(cookie) if proof.method == "webauthn" else None
     try:
-        right = await check_factor(mfa.auth.sessionmaker, mfa.keys, mfa.rp, step.user_id, proof, challenge)
+        right = await check_factor(
+            mfa.auth.sessionmaker, mfa.keys, mfa.rp, step.user_id, proof, challenge, request=mfa.request
+        )
     except AppError:
         right = False
         code = ErrorCode.INVALID_PASSKEY
@@ -206,7 +209,9 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
         challenge = None
         if proof.method == "webauthn":
             challenge = await mfa.auth.challenges.take(STEP_PURPOSE, principal.login_id)
-        if not await check_factor(mfa.auth.sessionmaker, mfa.keys, mfa.rp, user_id, proof, challenge):
+        if not await check_factor(
+            mfa.auth.sessionmaker, mfa.keys, mfa.rp, user_id, proof, challenge, request=mfa.request
+        ):
             audit(mfa.request, "reauthenticate", "failure", actor=user_id, method=proof.method)
             raise AppError(ErrorCode.INVALID_MFA_CODE)
         _recovery_code_notice(mfa, principal.user, proof)
@@ -215,4 +220,6 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
     if not await mfa.auth.store.assure(user_id, principal.login_id, assurance):
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     audit(mfa.request, "reauthenticated", "success", actor=user_id, login=principal.login_id, method=method)
+    details = {"session_id": principal.login_id, "method": method}
+    record_event_soon(mfa.auth.sessionmaker, mfa.request, user_id, SecurityEvent.REAUTHENTICATED, details)
     return assurance.auth_time
