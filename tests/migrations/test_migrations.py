@@ -33,7 +33,17 @@ from app.ops.bootstrap import alembic_config
 from tests.conftest import drop_database, recreate_database
 
 DATABASE = "app_test_migrations"
-APP_TABLES = {"user", "item", "totp_secret", "recovery_code", "passkey", "security_event"}
+APP_TABLES = {
+    "user",
+    "item",
+    "totp_secret",
+    "recovery_code",
+    "passkey",
+    "security_event",
+    "mail_outbox",
+    "known_device",
+    "account_token",
+}
 LOWER_INDEXES = {"uq_user_email_lower": "email", "uq_user_username_lower": "username"}
 
 
