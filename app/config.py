@@ -91,13 +91,20 @@ class Settings(BaseSettings):
     first_superuser_password: str | None = None
 
     # Outgoing mail (reset and verification tokens): SMTP when SMTP_HOST is set, else
-    # the log (app/auth/mail.py), which shows the token only in development and test.
+    # the log (app/mail/senders.py), which shows the token only in development and test.
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str | None = None
     smtp_starttls: bool = True
+    # The mail outbox (app/mail): whether this process sends what is queued (false: it only
+    # queues, another replica sends), how often it looks for mail queued elsewhere, the
+    # first retry's delay (doubling, at most an hour) and the attempts before giving up.
+    mail_send: bool = True
+    mail_poll_seconds: float = Field(5.0, gt=0)
+    mail_retry_seconds: float = Field(30.0, gt=0)
+    mail_max_attempts: int = Field(12, ge=1)
     # The origin users reach the service at (https://app.example.com), for the links in
     # mails; never taken from the request's Host header, which a caller chooses. Unset:
     # the mail carries the token as text only.

@@ -18,11 +18,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__
 from app.api import include_routers
 from app.api.openapi import install_openapi
+from app.auth.account.devices import DEVICES, DeviceCookies
 from app.auth.backend import BACKEND, create_backend
 from app.auth.cache import STORE
 from app.auth.cookies import COOKIES, CookiePolicy
 from app.auth.csrf import CSRF, CSRF_HEADER, CsrfMiddleware, CsrfSigner
-from app.auth.mail import MAIL, create_mail_sender
 from app.auth.mfa.challenges import CHALLENGES, create_challenges
 from app.auth.mfa.factors import MFA_KEYS, MfaKeys
 from app.auth.passwords import dummy_hash
@@ -37,6 +37,8 @@ from app.live.broadcast import BROADCASTER, create_broadcaster
 from app.live.hub import HUB, Hub
 from app.live.publish import BROADCASTER as BROADCASTER_INFO
 from app.logs import configure_logging, configure_sentry
+from app.mail import OUTBOX, Outbox
+from app.mail.outbox import OUTBOX_INFO
 from app.metrics import METRICS, Metrics, install_metrics
 from app.middleware import RequestContextMiddleware
 from app.ops.bootstrap import ensure_first_superuser_eventually, migrate
@@ -71,10 +73,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state[CHALLENGES] = create_challenges(redis, settings.redis_key_prefix)
     state[HUB] = hub
     state[BROADCASTER] = broadcaster
-    # A unit of work finds the store (user snapshots, app/auth/cache.py) and the
-    # broadcaster (item events, app/live/publish.py) in its session's info.
-    sessionmaker = create_sessionmaker(engine, **{STORE: store, BROADCASTER_INFO: broadcaster})
+    # The mail outbox's sender (app/mail): a commit that queued mail wakes it.
+    outbox = state[OUTBOX] = Outbox(settings, state[METRICS])
+    # A unit of work finds the store (user snapshots, app/auth/cache.py), the
+    # broadcaster (item events, app/live/publish.py) and the outbox in its session's info.
+    sessionmaker = create_sessionmaker(
+        engine, **{STORE: store, BROADCASTER_INFO: broadcaster, OUTBOX_INFO: outbox}
+    )
     state[SESSIONMAKER] = sessionmaker
+    outbox.start(sessionmaker)
     if redis is not None:
         state[METRICS].before_scrape.append(partial(_redis_memory, redis))
     mark_started(app)
@@ -91,6 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with suppress(asyncio.CancelledError):
             await bootstrap
         await security_log.stop(pruning)
+        await outbox.stop()
         await broadcaster.close()
         if redis is not None:
             await redis.aclose()
@@ -118,9 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state[CSRF] = csrf
     state[BACKEND] = create_backend(cookies)
     state[RATE_LIMITS] = RateLimits(settings)
-    state[MAIL] = create_mail_sender(settings)
     state[MFA_KEYS] = MfaKeys.from_settings(settings)
     state[CURSORS] = Cursors(settings.signing_key)
+    state[DEVICES] = DeviceCookies(settings.signing_key, cookies.device)
 
     install_error_handlers(app)
     include_routers(app)

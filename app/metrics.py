@@ -121,6 +121,28 @@ class Metrics:
             " noeviction a full Redis refuses logins and refreshes (503).",
             registry=self.registry,
         )
+        # The mail outbox (app/mail): counted by the process that queued or tried the mail.
+        self.mail_queued = Counter(
+            "mail_queued", "Mails committed to the outbox by this process.", registry=self.registry
+        )
+        self.mail_sent = Counter(
+            "mail_sent", "Mails this process handed to SMTP (or the log).", registry=self.registry
+        )
+        self.mail_failed = Counter(
+            "mail_failed",
+            "Failed send attempts of this process: outcome retry (tried again later) or"
+            " given_up (the last attempt; the mail stays in the outbox, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.mail_oldest_unsent = Gauge(
+            "mail_oldest_unsent_seconds",
+            "Age of the oldest mail in the outbox not sent yet (failed ones aside), read at"
+            " each scrape: the same value from every replica. Alert when it grows.",
+            registry=self.registry,
+        )
+        for outcome in ("retry", "given_up"):
+            self.mail_failed.labels(outcome)
         # Read just before each scrape (the lifespan adds Redis's memory): a failure
         # leaves the previous values, the scrape itself still answers.
         self.before_scrape: list[Callable[[Metrics], Awaitable[None]]] = []

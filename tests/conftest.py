@@ -9,7 +9,7 @@ transaction would hide. Nothing outside our database and our key prefix is touch
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -27,6 +27,7 @@ from app.models import User
 from app.ops.bootstrap import migrate
 from app.state import state_of
 from tests.fixtures.client import Account, ApiClient, login, register
+from tests.fixtures.smtp import Inbox, smtp_server
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -197,3 +198,56 @@ async def make_admin(
         return client, account
 
     return make
+
+
+# A real SMTP server of the tests' own (aiosmtpd), and an app whose mail reaches it.
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with smtp_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def inbox(smtp: tuple[Inbox, int]) -> Inbox:
+    return smtp[0]
+
+
+@pytest.fixture(scope="session")
+async def mail_app(database_url: str, redis_prefix: str, smtp: tuple[Inbox, int]) -> AsyncIterator[FastAPI]:
+    settings: Settings = make_settings(
+        database_url,
+        redis_prefix,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp[1],
+        smtp_from="security@example.com",
+        smtp_starttls=False,
+    )
+    async with serving(create_app(settings)) as app:
+        yield app
+
+
+@pytest.fixture
+async def mail_client(mail_app: FastAPI) -> AsyncIterator[ClientFactory]:
+    """Clients of the app whose mail reaches `inbox`."""
+    async for make in client_pool(mail_app):
+        yield make
+
+
+# An app whose sessions go stale after one second.
+STALE_AFTER_SECONDS = 1
+
+
+@pytest.fixture(scope="session")
+async def stale_app(database_url: str, redis_prefix: str) -> AsyncIterator[FastAPI]:
+    settings = make_settings(database_url, redis_prefix, reauth_max_age_seconds=STALE_AFTER_SECONDS)
+    async with serving(create_app(settings)) as app:
+        yield app
+
+
+@pytest.fixture
+async def stale_client(stale_app: FastAPI) -> AsyncIterator[ClientFactory]:
+    """Clients of an app whose sessions stop being fresh STALE_AFTER_SECONDS after a factor."""
+    async for make in client_pool(stale_app):
+        yield make

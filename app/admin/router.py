@@ -137,10 +137,12 @@ async def update_user(
 ) -> UserRead:
     """Omitted fields stay as they are; null is refused. Deactivation, demotion or a new
     password ends every session of the user at once. A new email is unverified unless
-    `is_verified` is sent too. The last active superuser cannot be deactivated or demoted
+    `is_verified` is sent too; the old address gets an `email_changed` notice. The last active superuser cannot be deactivated or demoted
     (409 `last_superuser`), not even by themselves."""
     with audited(request, session, "update_user", admin.id, user_id, fields=sorted(data.changes())):
-        user = await service.update_user(session, manager, store, user_id, data, actor_id=admin.id)
+        user = await service.update_user(
+            session, manager, store, user_id, data, actor_id=admin.id, request=request
+        )
     return UserRead.model_validate(user)
 
 

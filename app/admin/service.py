@@ -2,15 +2,18 @@
 loses access loses their sessions before the change commits. Never commits."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.admin.schemas import AdminUserUpdate
 from app.auth import repository as users
 from app.auth.manager import UserManager
+from app.auth.notices import enqueue_notice
 from app.auth.sessions.types import SessionStore
 from app.db import MAX_ID, get_row
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
 from app.models import User
+from app.security_log import SecurityEvent, record_event
 
 
 async def list_users(
@@ -63,6 +66,7 @@ async def update_user(
     data: AdminUserUpdate,
     *,
     actor_id: int,
+    request: HTTPConnection | None = None,
 ) -> User:
     changes = data.changes()
     if changes.get("is_active") is False or changes.get("is_superuser") is False:
@@ -72,7 +76,7 @@ async def update_user(
         user = await get_user(session, user_id)
     if not changes:
         return user
-    was_active, was_superuser = user.is_active, user.is_superuser
+    was_active, was_superuser, old_email = user.is_active, user.is_superuser, user.email
     # The manager checks uniqueness, applies the password policy and hashes off
     # the event loop, exactly as for registration and PATCH /users/me.
     updated = await manager.apply_changes(data, user, safe=False)
@@ -81,6 +85,10 @@ async def update_user(
         # Before the commit: if the store is unreachable nothing changes (503), rather
         # than a deactivated user, a demoted admin or a new password with live sessions.
         await store.revoke_user(updated.id)
+    if updated.email.lower() != old_email.lower():
+        # Set directly (the admin vouches for it), told to the address it replaced.
+        enqueue_notice(session, request, updated, "email_changed", to=old_email)
+        record_event(session, request, updated.id, SecurityEvent.EMAIL_CHANGED, {"by_admin": actor_id})
     return updated
 
 

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.state import Key, dependency
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
+DEVICE_COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie (RFC 6265bis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class CookiePolicy:
     refresh: str
     csrf: str
     mfa: str  # a pending second step (API.md section 9)
+    device: str  # a browser this account has logged in from (API.md section 3)
     secure: bool
     session_samesite: Literal["Lax", "Strict"]
     session_max_age: int
@@ -32,6 +34,7 @@ class CookiePolicy:
             refresh="__Secure-refresh" if secure else "refresh",
             csrf="__Host-csrftoken" if secure else "csrftoken",
             mfa="__Secure-mfa" if secure else "mfa",
+            device="__Host-device" if secure else "device",
             secure=secure,
             session_samesite="Strict" if settings.cookie_samesite == "strict" else "Lax",
             session_max_age=settings.access_token_seconds,
@@ -118,6 +121,14 @@ class CookiePolicy:
             "set-cookie",
             self._header(
                 self.mfa, "", max_age=0, path=REFRESH_COOKIE_PATH, http_only=True, samesite="Strict"
+            ),
+        )
+
+    def set_device(self, response: Response, token: str) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.device, token, max_age=DEVICE_COOKIE_MAX_AGE, path="/", http_only=True, samesite="Strict"
             ),
         )
 

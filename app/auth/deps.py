@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from app.auth.account.devices import DEVICES
 from app.auth.backend import BACKEND
 from app.auth.cookies import COOKIES
 from app.auth.csrf import CSRF
@@ -116,6 +117,7 @@ async def get_auth(request: Request) -> Auth:
         metrics=state[METRICS],
         sessionmaker=state[SESSIONMAKER],
         challenges=state[CHALLENGES],
+        devices=state[DEVICES],
     )
 
 

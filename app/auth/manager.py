@@ -3,8 +3,10 @@
 - The adapter flushes instead of committing: the request's session commits once.
 - Hashing runs in a thread (argon2-cffi releases the GIL).
 - The password policy of API.md section 3.
-- Reset and verification mails go out in the background, so that forgot-password
-  answers a known email as fast as an unknown one; a reset ends every session.
+- Reset and verification mails are queued in the outbox (app/mail) by a unit of work of
+  their own, in the background, so that forgot-password and request-verify-token answer a
+  known email as fast as an unknown one (no write, no commit in the request for either);
+  a reset ends every session.
 - A reset token's password fingerprint is an HMAC, not the library's Argon2 hash: a slow
   hash for a known email took the login hashing slot, and the next login's wait told a
   registered email from an unknown one.
@@ -20,29 +22,22 @@ from fastapi_users import BaseUserManager, IntegerIDMixin, exceptions, schemas
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import repository
-from app.auth.mail import MAIL, MailSender, run_in_background, send_in_background
+from app.auth.mail import run_in_background
+from app.auth.notices import SECURITY_EVENT_HEADER, enqueue_notice, mail_link
 from app.auth.passwords import hash_password, password_problem
 from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore
-from app.db import SessionDep, after_commit
+from app.db import SESSIONMAKER, SessionDep, after_commit, transaction
 from app.errors import AppError, ErrorCode
 from app.keys import derived_key, keyed_digest
+from app.mail import enqueue_mail
 from app.models import User
-from app.security_log import SecurityEvent, record_event
 from app.state import SETTINGS, state_of
 
 security_log = logging.getLogger("app.security")
-
-
-def _link_or_token(public_url: str | None, path: str, token: str) -> str:
-    """A link when the public URL is configured (never built from the Host header, which
-    the caller picks: that would mail the token to an attacker's site), else the token.
-    The token rides in the fragment, which browsers send neither to servers nor in Referer."""
-    if public_url:
-        return f"Open this link:\n\n  {public_url.rstrip('/')}{path}#token={token}"
-    return f"Use this token:\n\n  {token}"
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, int]):
@@ -64,14 +59,14 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         secret: str,
         *,
         store: SessionStore,
-        mail: MailSender,
+        sessionmaker: async_sessionmaker[AsyncSession],
         public_url: str | None,
     ) -> None:
         super().__init__(user_db)
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
         self.store = store
-        self.mail = mail
+        self.sessionmaker = sessionmaker
         self.public_url = public_url
 
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
@@ -139,8 +134,8 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         """The library's, with a keyed hash (HMAC) as the fingerprint instead of Argon2:
         no slow hash runs for a known email, neither in the request (a 202 that waited for
         one would tell a known email from an unknown one, fastapi-users #1534) nor behind
-        it (it took the hashing slot the next login waits for). The mail goes out in the
-        background."""
+        it (it took the hashing slot the next login waits for). The token is made and its
+        mail queued in the background."""
         if not user.is_active:
             raise exceptions.UserInactive()
         run_in_background(self._mail_reset_token(user, request))
@@ -174,24 +169,35 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         await self.on_after_reset_password(updated, request)
         return updated
 
+    async def _queue(self, to: str, subject: str, body: str, event: str) -> None:
+        """The mail in a unit of work of its own: the token's creation is no change to the
+        database, so this commit is the one that makes the mail durable."""
+        async with transaction(self.sessionmaker) as session:
+            enqueue_mail(session, to=to, subject=subject, body=body, headers={SECURITY_EVENT_HEADER: event})
+
     async def on_after_forgot_password(self, user: User, token: str, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         minutes = self.reset_password_token_lifetime_seconds // 60
         body = (
             f"Someone, hopefully you, asked to reset the password of the account {user.username}.\n"
-            f"{_link_or_token(self.public_url, '/reset-password', token)}\n\n"
+            f"{mail_link(self.public_url, '/reset-password', token)}\n\n"
             f"It works once, within {minutes} minutes. If you did not ask, ignore this mail:\n"
             "your password stays as it is."
         )
-        send_in_background(self.mail, user.email, "Reset your password", body)
+        # Already in the background (forgot_password): awaited, so a failure is logged there.
+        await self._queue(user.email, "Reset your password", body, "password_reset_requested")
 
     async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         minutes = self.verification_token_lifetime_seconds // 60
         body = (
             f"Confirm that this address belongs to the account {user.username}.\n"
-            f"{_link_or_token(self.public_url, '/verify', token)}\n\n"
+            f"{mail_link(self.public_url, '/verify', token)}\n\n"
             f"It works within {minutes} minutes. If you did not ask, ignore this mail."
         )
-        send_in_background(self.mail, user.email, "Verify your email address", body)
+        # In the background: a write and a commit in the request would tell a known,
+        # unverified email from an unknown one by the time of the 202.
+        run_in_background(
+            self._queue(user.email, "Verify your email address", body, "verification_requested")
+        )
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:  # noqa: ARG002 (the library's hook)
         # Runs after the new hash is flushed and before the request's commit. Revoking
@@ -201,7 +207,7 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         # after it (sessions are not bound to the password): a narrow window, left open.
         revoked = await self.store.revoke_user(user.id)
         details = {"sessions_revoked": revoked}
-        record_event(self.user_db.session, request, user.id, SecurityEvent.PASSWORD_RESET, details)
+        enqueue_notice(self.user_db.session, request, user, "password_reset", details=details)
 
         async def record() -> None:  # the outcome the user got: only once the new password is in
             security_log.info(
@@ -220,7 +226,7 @@ async def get_user_manager(request: Request, session: SessionDep) -> UserManager
         UserDatabase(session, User),
         settings.signing_key,
         store=state[SESSION_STORE],
-        mail=state[MAIL],
+        sessionmaker=state[SESSIONMAKER],
         public_url=settings.public_url,
     )
 

@@ -100,6 +100,11 @@ class RateLimits:
         )
         await self.check(request, self.limits.login, *subject)
 
+    async def check_login_device(self, request: HTTPConnection, device_hash: str) -> None:
+        """Per device cookie (app/auth/devices.py): what a login from a known device is
+        counted under instead of its account."""
+        await self.check(request, self.limits.login, "login-device", device_hash)
+
 
 RATE_LIMITS: Key[RateLimits] = Key("rate_limits")
 

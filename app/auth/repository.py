@@ -16,6 +16,12 @@ async def get_by_login(session: AsyncSession, identifier: str) -> User | None:
     return await session.scalar(select(User).where(func.lower(column) == identifier.lower()))
 
 
+async def email_taken(session: AsyncSession, email: str, *, but: int) -> bool:
+    """Whether a user other than `but` has this email, any case."""
+    statement = select(User.id).where(func.lower(User.email) == email.lower(), User.id != but)
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
 async def taken(session: AsyncSession, email: str, username: str) -> bool:
     """Whether a user has this email or this username already, any case."""
     statement = select(User.id).where(

@@ -12,7 +12,8 @@ from app.auth.cookies import CookiePolicy, CookiesDep
 from app.auth.csrf import CsrfDep
 from app.auth.deps import AuthDep, CurrentPrincipal
 from app.auth.mfa.schemas import MfaRequired
-from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, UserRead
+from app.auth.ratelimit import per_ip
+from app.auth.schemas import CsrfRead, Detail, LoginRead, LoginRequest, RefreshRead, ReportLogin, UserRead
 from app.cookie_header import cookies_of
 from app.errors import ErrorCode, error_response, responses
 
@@ -41,7 +42,10 @@ def logged_in(user: object, new: service.NewSession, cookies: CookiePolicy) -> J
     body = LoginRead(
         user=UserRead.model_validate(user), csrf_token=new.csrf_token, expires_in=new.tokens.session_ttl
     )
-    return _hand_over(body, new, cookies)
+    response = _hand_over(body, new, cookies)
+    if new.device is not None:
+        cookies.set_device(response, new.device)
+    return response
 
 
 @router.get("/csrf", response_model=CsrfRead, summary="Get a CSRF token (and its cookie)")
@@ -154,3 +158,18 @@ async def logout_all(auth: AuthDep, principal: CurrentPrincipal, cookies: Cookie
     response = JSONResponse({"detail": "Logged out everywhere"})
     cookies.clear_all(response)
     return response
+
+
+@router.post(
+    "/report-login",
+    response_model=Detail,
+    summary='"This wasn\'t me": end the login a new-device notice told of',
+    responses=responses(ErrorCode.INVALID_TOKEN, ErrorCode.VALIDATION_ERROR, ErrorCode.CSRF_FAILED),
+    dependencies=[per_ip()],
+)
+async def report_login(body: ReportLogin, auth: AuthDep) -> Detail:
+    """The token is the one in the `new_device_login` mail's link (single use, 7 days).
+    That login, and every session refreshed from it, is revoked whoever holds it; the
+    account's security log records it. Changing the password is still up to the owner."""
+    await service.report_login(auth, body.token)
+    return Detail(detail="That login was ended")

@@ -86,3 +86,7 @@ class Detail(BaseModel):
 class RefreshRead(BaseModel):
     csrf_token: str = Field(description="The value of the CSRF cookie set with this response.")
     expires_in: int = Field(description="Lifetime of the new session in seconds.")
+
+
+class ReportLogin(BaseModel):
+    token: str = Field(min_length=1, max_length=128)

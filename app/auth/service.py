@@ -20,9 +20,13 @@ from starlette.requests import HTTPConnection
 
 from app.audit import audit
 from app.auth import repository
+from app.auth.account import devices
+from app.auth.account import tokens as account_tokens
+from app.auth.account.devices import DeviceCookies
 from app.auth.backend import SessionStrategy, as_library_strategy
 from app.auth.csrf import CsrfSigner
 from app.auth.mfa.challenges import STEP_SECONDS, Challenges
+from app.auth.notices import enqueue_notice, mail_link
 from app.auth.passwords import dummy_hash, verify_password
 from app.auth.principal import Assurance, Principal, has_second_factor
 from app.auth.ratelimit import RateLimits
@@ -32,7 +36,7 @@ from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
 from app.metrics import Metrics
 from app.models import User
-from app.security_log import SecurityEvent, record_event_soon
+from app.security_log import SecurityEvent, record_event, record_event_soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class Auth:
     metrics: Metrics
     sessionmaker: async_sessionmaker[AsyncSession]
     challenges: Challenges
+    devices: DeviceCookies
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class NewSession:
     carrier: Response
     tokens: Tokens
     csrf_token: str
+    device: str | None = None  # a device cookie to set: minted at this login (API.md section 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +145,20 @@ async def login(
     made: a session the server did not issue at this login is never kept."""
     # Counted before the password is checked, so guessing costs the guesser, not the hasher:
     # per address first (no database read for a flood), then per account.
+    device = auth.devices.presented(auth.request)
     try:
         await auth.limits.check_login_address(auth.request)
         user = await find_user(auth.sessionmaker, identifier)
-        await auth.limits.check_login_account(auth.request, user.id if user else None, identifier)
+        # A browser this account has logged in from is counted per device cookie instead of
+        # per account, so that a guesser cannot lock the owner out (app/auth/devices.py).
+        # Looked up for an unknown name too: the same work whether or not the account exists.
+        known = device is not None and await devices.is_known(
+            auth.sessionmaker, user.id if user else 0, device
+        )
+        if device is not None:
+            await auth.limits.check_login_device(auth.request, devices.digest(device))
+        if not known:
+            await auth.limits.check_login_account(auth.request, user.id if user else None, identifier)
     except AppError as exc:
         if exc.code is ErrorCode.RATE_LIMITED:
             auth.metrics.login("rate_limited")
@@ -181,12 +197,54 @@ async def open_session(
     # Last, after every database step has committed: the session is the login's only effect.
     carrier = await auth.backend.login(as_library_strategy(strategy), user)
     assert strategy.issued is not None  # write_token ran
-    new = NewSession(carrier, strategy.issued, auth.csrf.issue(strategy.issued.session))
+    tokens = strategy.issued
+    try:
+        minted = await _remember_device(auth, user, tokens.login_id)
+    except BaseException:
+        # No login without its record (the device, the notice): it ends here, and the
+        # database's outage answers 503.
+        await auth.store.end_login(tokens.session, tokens.refresh)
+        raise
+    new = NewSession(carrier, tokens, auth.csrf.issue(tokens.session), minted)
     _login_outcome(auth, "success", actor=user.id, login=new.tokens.login_id, amr=list(assurance.amr))
     _security_event(
         auth, user.id, SecurityEvent.LOGIN, session_id=new.tokens.login_id, amr=list(assurance.amr)
     )
     return new
+
+
+async def _remember_device(auth: Auth, user: User, login_id: str) -> str | None:
+    """The browser is known for the account from now on. A login from a browser it was not
+    known for (a new device cookie, or none) is told to the account's address with a link
+    that ends this login ("this wasn't me", API.md section 10). Returns a minted cookie."""
+    presented = auth.devices.presented(auth.request)
+    async with transaction(auth.sessionmaker) as session:
+        known = presented is not None and await devices.is_known_in(session, user.id, presented)
+        cookie = presented or auth.devices.mint()
+        await devices.remember(session, user.id, cookie)
+        if not known:
+            token = await account_tokens.issue(
+                session, user.id, account_tokens.REPORT_LOGIN, {"login_id": login_id}
+            )
+            link = mail_link(auth.settings.public_url, "/report-login", token)
+            details = {"session_id": login_id}
+            enqueue_notice(session, auth.request, user, "new_device_login", details=details, link=link)
+    return None if presented is not None else cookie
+
+
+async def report_login(auth: Auth, token: str) -> None:
+    """ "This wasn't me" (API.md section 10): the login the notice told of ends, with every
+    session descended from it, whoever holds it."""
+    async with transaction(auth.sessionmaker) as session:
+        spent = await account_tokens.spend(session, token, account_tokens.REPORT_LOGIN)
+        if spent is None:
+            raise AppError(ErrorCode.INVALID_TOKEN, "This link is invalid, used or expired.")
+        user_id, data = spent
+        login_id = str(data.get("login_id", ""))
+        # Ended before the commit: if Redis is down the token stays unspent for a retry.
+        await auth.store.revoke_login(user_id, login_id)
+        record_event(session, auth.request, user_id, SecurityEvent.LOGIN_REPORTED, {"session_id": login_id})
+    audit(auth.request, "report_login", "login_revoked", actor=user_id, login=login_id, level=WARNING)
 
 
 async def refresh(auth: Auth, token: str | None, session: str | None) -> NewSession:

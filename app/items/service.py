@@ -109,6 +109,10 @@ async def delete_item(session: AsyncSession, item_id: int, user: SessionUser) ->
     await repository.delete(session, item)
 
 
+async def owned_items(session: AsyncSession, owner_id: int) -> list[Item]:
+    return await repository.owned_by(session, owner_id)
+
+
 async def forget_owner(session: AsyncSession, owner_id: int) -> None:
     """Before a user is deleted: the database's ON DELETE CASCADE removes their items where
     the ORM cannot see it, so announce each, for open pages to drop them (after the commit)."""

@@ -1,9 +1,20 @@
 """Every table, imported once here so that Alembic sees the whole metadata."""
 
+from app.models.account import AccountToken, KnownDevice
 from app.models.item import Item
 from app.models.mail import MailOutbox
 from app.models.mfa import Passkey, RecoveryCode, TotpSecret
 from app.models.security_event import SecurityLogEntry
 from app.models.user import User
 
-__all__ = ["Item", "MailOutbox", "Passkey", "RecoveryCode", "SecurityLogEntry", "TotpSecret", "User"]
+__all__ = [
+    "AccountToken",
+    "Item",
+    "KnownDevice",
+    "MailOutbox",
+    "Passkey",
+    "RecoveryCode",
+    "SecurityLogEntry",
+    "TotpSecret",
+    "User",
+]

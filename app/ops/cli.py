@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import audit
 from app.auth import repository
 from app.auth.cache import STORE
-from app.auth.mail import create_mail_sender
 from app.auth.mfa import repository as factors
-from app.auth.notices import notice_mail
+from app.auth.notices import enqueue_notice
 from app.auth.passwords import password_problem
 from app.auth.schemas import UserCreate
 from app.auth.sessions.factory import create_session_store
@@ -163,7 +162,7 @@ async def revoke_sessions(settings: Settings, identifier: str) -> None:
 async def mfa_reset(settings: Settings, identifier: str) -> None:
     """For a user who lost every second factor (README "Operations" says how to verify the
     person first): their TOTP, recovery codes and passkeys removed, every session ended,
-    a notice mailed, the action audited. Their password is unchanged."""
+    a notice queued for the service to mail, the action audited. Their password is unchanged."""
     if not settings.redis_url:
         raise CliError("REDIS_URL is not set: the embedded session store lives inside the server process")
     async with _database(settings) as (sessionmaker, store):
@@ -177,11 +176,11 @@ async def mfa_reset(settings: Settings, identifier: str) -> None:
             had = user.mfa_methods
             await factors.delete_all_factors(session, user.id)
             user.mfa_methods = ""
+            # Queued with the change; the service's outbox sends it (this process has none).
+            enqueue_notice(session, None, user, "mfa_reset")
             # Before the commit: with Redis down nothing changes.
             count = await store.revoke_user(user.id)
     audit(None, "mfa_reset", "success", target=user.id, methods=had.split(), revoked=count, via="cli")
-    subject, body, headers = notice_mail(user.username, "mfa_reset")
-    await create_mail_sender(settings).send(user.email, subject, body, headers)
     _say(
         f"removed the second factors ({had or 'none'}) of user {user.id} ({user.username}); revoked {count} session(s)"
     )

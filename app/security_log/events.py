@@ -25,3 +25,5 @@ class SecurityEvent(StrEnum):
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     NEW_DEVICE_LOGIN = "new_device_login"
     ACCOUNT_DELETED = "account_deleted"
+    # Beyond the notices: "this wasn't me" from a new_device_login notice ended a login.
+    LOGIN_REPORTED = "login_reported"

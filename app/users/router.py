@@ -4,8 +4,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.audit import audit
 from app.auth.cookies import CookiesDep
-from app.auth.deps import CurrentPrincipal, CurrentUser, OptionalUser
+from app.auth.deps import CurrentPrincipal, CurrentUser, FreshPrincipal, OptionalUser
 from app.auth.manager import UserManagerDep
+from app.auth.ratelimit import per_ip
 from app.auth.schemas import UserPublic, UserRead
 from app.auth.sessions import StoreDep
 from app.auth.sessions.types import MAX_LOGINS_PER_USER
@@ -14,8 +15,16 @@ from app.db import SESSIONMAKER, SessionDep
 from app.errors import AppError, ErrorCode, responses
 from app.security_log import SecurityEvent, record_event_soon
 from app.state import SETTINGS, dependency, state_of
-from app.users import service
-from app.users.schemas import SessionRead, UserUpdateMe
+from app.users import account, email_change, service
+from app.users.schemas import (
+    AccountExport,
+    EmailChange,
+    EmailChangeConfirm,
+    EmailChangePending,
+    SessionRead,
+    UserUpdateMe,
+    session_reads,
+)
 
 SettingsDep = Annotated[Settings, Depends(dependency(SETTINGS))]
 
@@ -37,7 +46,7 @@ async def read_me(user: CurrentUser) -> Response:
 @router.patch(
     "/me",
     response_model=UserRead,
-    summary="Change your username, email or password",
+    summary="Change your username or password",
     responses=responses(
         ErrorCode.INVALID_CURRENT_PASSWORD,
         ErrorCode.INVALID_PASSWORD,
@@ -57,8 +66,9 @@ async def update_me(
     principal: CurrentPrincipal,
     settings: SettingsDep,
 ) -> UserRead:
-    """`current_password` is required to change `email` or `password`. A new password
-    ends every other session of the user; this one stays. A new email is unverified."""
+    """`current_password` is required to change the `password`, which ends every other
+    session of the user (this one stays). The email is changed through
+    `POST /users/me/email`, confirmed from the new address."""
     user = await service.update_me(
         session,
         manager,
@@ -89,19 +99,7 @@ async def list_my_sessions(
     there are (the body stays the list of API.md section 4)."""
     logins = await store.list_user(principal.user.id)
     response.headers["X-Total-Count"] = str(len(logins))
-    return [
-        SessionRead(
-            id=login.id,
-            created_at=login.created_at,
-            last_seen_at=login.last_seen_at,
-            user_agent=login.user_agent,
-            ip=login.ip,
-            current=login.id == principal.login_id,
-            aal=login.aal,
-            amr=list(login.amr),
-        )
-        for login in logins[offset : offset + limit]
-    ]
+    return session_reads(logins[offset : offset + limit], principal.login_id)
 
 
 @router.delete(
@@ -136,3 +134,94 @@ async def delete_my_session(
 async def read_user(user_id: int, session: SessionDep, viewer: OptionalUser) -> UserRead | UserPublic:
     user, full = await service.get_profile(session, user_id, viewer)
     return UserRead.model_validate(user) if full else UserPublic.model_validate(user)
+
+
+@router.post(
+    "/me/email",
+    response_model=EmailChangePending,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Ask to change your email: a confirmation link goes to the new address",
+    responses=responses(
+        ErrorCode.INVALID_CURRENT_PASSWORD,
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.CSRF_FAILED,
+        ErrorCode.USER_ALREADY_EXISTS,
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.RATE_LIMITED,
+    ),
+    dependencies=[per_ip()],  # it checks a password: guesses are counted
+)
+async def request_email_change(
+    request: Request,
+    body: EmailChange,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+) -> EmailChangePending:
+    """Nothing changes yet: the new address gets a link (single use, 24 hours; a later
+    request replaces it) and the current one an `email_change_requested` notice."""
+    await email_change.request_change(
+        session, request, principal, str(body.email), body.current_password, settings.public_url
+    )
+    return EmailChangePending(detail="Confirmation sent to the new address", pending_email=str(body.email))
+
+
+@router.post(
+    "/me/email/confirm",
+    response_model=UserRead,
+    summary="Confirm a new email with the token from its link",
+    responses=responses(
+        ErrorCode.INVALID_TOKEN,
+        ErrorCode.USER_ALREADY_EXISTS,
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.CSRF_FAILED,
+    ),
+    dependencies=[per_ip()],
+)
+async def confirm_email_change(request: Request, body: EmailChangeConfirm, session: SessionDep) -> UserRead:
+    """No session needed: the link may be opened in another browser. The account's email
+    becomes the new one, verified; the old address gets an `email_changed` notice."""
+    return UserRead.model_validate(await email_change.confirm_change(session, request, body.token))
+
+
+@router.get(
+    "/me/export",
+    response_model=AccountExport,
+    summary="Download everything the service holds about you (fresh session)",
+    responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.REAUTHENTICATION_REQUIRED),
+)
+async def export_me(session: SessionDep, store: StoreDep, principal: FreshPrincipal) -> Response:
+    """Your user, items, sessions, passkeys, tokens and security log, as one JSON file
+    (`Content-Disposition: attachment`). No hash, secret or token is in it."""
+    document = await account.export(session, store, principal)
+    filename = account.export_filename(document.exported_at)
+    return Response(
+        document.model_dump_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete your account (fresh session)",
+    responses=responses(
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.REAUTHENTICATION_REQUIRED,
+        ErrorCode.LAST_SUPERUSER,
+        ErrorCode.CSRF_FAILED,
+    ),
+)
+async def delete_me(
+    request: Request, session: SessionDep, store: StoreDep, cookies: CookiesDep, principal: FreshPrincipal
+) -> Response:
+    """Your items (announced as `item.deleted`), sessions (their sockets closed), passkeys
+    and tokens go with the account; an `account_deleted` notice goes to its address; the
+    security log keeps that the account was deleted, without the email. The last active
+    superuser cannot (409)."""
+    await account.delete(session, store, request, principal)
+    audit(request, "account_deleted", "success", actor=principal.user.id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    cookies.clear_all(response)
+    return response

@@ -5,24 +5,41 @@ from typing import Any
 
 from pydantic import BaseModel, EmailStr, Field
 
-from app.auth.schemas import Password, Username
+from app.auth.mfa.schemas import PasskeyRead
+from app.auth.schemas import Password, Username, UserRead
+from app.auth.sessions.types import LoginInfo
+from app.items.schemas import ItemRead
 from app.schemas import PatchBody
+from app.security_log.schemas import SecurityEventRead
 
 
 class UserUpdateMe(PatchBody):
-    """What a user may change about themselves. `is_superuser`, `is_active` and
-    `is_verified` are not fields here, so sending them is a 422."""
+    """What a user may change about themselves. `email` (POST /users/me/email),
+    `is_superuser`, `is_active` and `is_verified` are not fields here: sending them is a 422."""
 
     username: Username | None = None
-    email: EmailStr | None = Field(None, max_length=320)
     password: Password | None = None
     current_password: Password | None = Field(
-        None, description="Required to change `email` or `password`, not for `username` alone."
+        None, description="Required to change the `password`, not for `username` alone."
     )
 
     def create_update_dict(self) -> dict[str, Any]:
         """The changes, as fastapi-users' manager expects them."""
         return self.model_dump(exclude_unset=True, exclude={"current_password"})
+
+
+class EmailChange(BaseModel):
+    email: EmailStr = Field(max_length=320)
+    current_password: Password
+
+
+class EmailChangePending(BaseModel):
+    detail: str
+    pending_email: str
+
+
+class EmailChangeConfirm(BaseModel):
+    token: str = Field(min_length=1, max_length=128)
 
 
 class SessionRead(BaseModel):
@@ -38,3 +55,31 @@ class SessionRead(BaseModel):
         description="1: a password alone; 2: with a second factor, or a passkey (API.md section 9)."
     )
     amr: list[str] = Field(description="How it was authenticated: pwd, otp, recovery_code, webauthn.")
+
+
+def session_reads(logins: list[LoginInfo], current_login_id: str | None) -> list[SessionRead]:
+    return [
+        SessionRead(
+            id=login.id,
+            created_at=login.created_at,
+            last_seen_at=login.last_seen_at,
+            user_agent=login.user_agent,
+            ip=login.ip,
+            current=login.id == current_login_id,
+            aal=login.aal,
+            amr=list(login.amr),
+        )
+        for login in logins
+    ]
+
+
+class AccountExport(BaseModel):
+    """GET /users/me/export (API.md section 10): no hash, secret or token in it."""
+
+    user: UserRead
+    items: list[ItemRead]
+    sessions: list[SessionRead]
+    passkeys: list[PasskeyRead]
+    tokens: list[dict[str, Any]] = Field(description="Personal access tokens (none until they exist).")
+    security_events: list[SecurityEventRead]
+    exported_at: datetime

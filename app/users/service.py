@@ -4,18 +4,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.auth.manager import UserManager
+from app.auth.notices import enqueue_notice
 from app.auth.passwords import verify_password
 from app.auth.principal import Principal, SessionUser
 from app.auth.sessions.types import SessionStore
 from app.db import get_row
 from app.errors import AppError, ErrorCode
 from app.models import User
-from app.security_log import SecurityEvent, record_event
 from app.users.schemas import UserUpdateMe
 
 # Changing these needs the current password (ASVS 6.2.3, 7.5.1): a borrowed or
 # stolen session alone must not be enough to take the account over.
-SENSITIVE = frozenset({"email", "password"})
+SENSITIVE = frozenset({"password"})
 
 
 async def get_profile(session: AsyncSession, user_id: int, viewer: SessionUser | None) -> tuple[User, bool]:
@@ -48,7 +48,7 @@ async def update_me(
         if data.current_password is None:
             raise AppError(
                 ErrorCode.INVALID_CURRENT_PASSWORD,
-                "current_password is required to change email or password.",
+                "current_password is required to change the password.",
             )
         verified, _ = await verify_password(data.current_password, user.hashed_password)
         if not verified:
@@ -61,5 +61,5 @@ async def update_me(
         # rather than a new password with the old sessions still alive.
         revoked = await store.revoke_user(user.id, keep=principal.login_id)
         details = {"sessions_revoked": revoked}
-        record_event(session, request, user.id, SecurityEvent.PASSWORD_CHANGED, details)
+        enqueue_notice(session, request, updated, "password_changed", details=details)
     return updated

@@ -234,3 +234,14 @@ async def test_an_admin_demoted_while_their_request_waits_acts_no_further(
     async with make_client() as other:
         await login(other, target)
         assert (await other.get(f"{API}/users/me")).json()["is_verified"] is False
+
+
+async def test_the_only_admin_cannot_delete_their_own_account(stack: Stack):
+    admin_client, account = await stack.admin()
+    response = await admin_client.delete(f"{API}/users/me")
+    assert_error(response, 409, "last_superuser")
+    assert await stack.active_superusers() == [account.id]
+    # With a second active superuser, the first may go.
+    await stack.admin()
+    assert (await admin_client.delete(f"{API}/users/me")).status_code == 204
+    assert account.id not in await stack.active_superusers()

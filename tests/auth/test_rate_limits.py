@@ -6,7 +6,6 @@ and simulates client addresses with the ASGI transport's `client`.
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -65,19 +64,6 @@ def client_at(app: FastAPI, ip: str, base_url: str = "https://testserver") -> Ap
         csrf_cookie=cookies.csrf,
         session_cookie=cookies.session,
     )
-
-
-@pytest.fixture
-async def stack(database_url: str, redis, monkeypatch) -> AsyncIterator[Stack]:
-    # The proxy tests are about the default FORWARDED_ALLOW_IPS, whatever this shell exports.
-    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
-    prefix = f"test:rl:{uuid.uuid4().hex}:"
-    try:
-        async with AsyncExitStack() as exits:
-            yield Stack(database_url, prefix, exits)
-    finally:
-        async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-            await redis.delete(key)
 
 
 async def attempt(

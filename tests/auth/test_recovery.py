@@ -1,36 +1,39 @@
 """API.md section 3: forgot-password, reset-password, request-verify-token and verify.
 
-The mail sender is the one edge faked here: a recording sender stands in for it on the
-shared app for the length of a test. Everything else is the real PostgreSQL and Redis.
+Every mail goes the real way: the outbox, aiosmtplib, and the tests' own SMTP server
+(aiosmtpd, tests/fixtures/smtp.py), read as a mailbox sees it. Everything else is the
+real PostgreSQL and Redis.
 """
 
 import asyncio
 import logging
 import re
-import socket
 import statistics
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from app.auth.mail import MAIL, LogMailSender, SmtpMailSender, create_mail_sender
+from app.auth.mail import LogMailSender, SmtpMailSender, create_mail_sender
 from app.db import SESSIONMAKER
+from app.mail import OUTBOX
 from app.main import create_app
 from app.models import User
 from app.state import state_of
 from tests.conftest import client_factory, make_settings, running
 from tests.fixtures.client import API, PASSWORD, Account, ApiClient, login, register, unique
+from tests.fixtures.smtp import Inbox, smtp_server
 
-MAIL_WAIT_SECONDS = 2.0
-# Long enough for a mail job that was (wrongly) scheduled to have arrived: it costs one hash.
-NO_MAIL_WAIT_SECONDS = 0.3
+MAIL_WAIT_SECONDS = 10.0
+# Long enough for a mail that was (wrongly) queued to have arrived: it costs one hash.
+NO_MAIL_WAIT_SECONDS = 0.5
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 NEW_PASSWORD = "a-different-horse-battery-staple"
+# The mails of these routes (API.md section 10), among the notices the same address gets.
+RECOVERY_EVENTS = {"password_reset_requested", "verification_requested"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Mail:
     to: str
     subject: str
     body: str
+    event: str
 
     @property
     def token(self) -> str:
@@ -46,31 +50,37 @@ class Mail:
         return match.group()
 
 
-class RecordingMailSender:
-    def __init__(self) -> None:
-        self.sent: list[Mail] = []
+class Mailbox:
+    """The recovery mails the SMTP server received, per address."""
 
-    async def send(self, to: str, subject: str, body: str, headers: object = None) -> None:  # noqa: ARG002
-        self.sent.append(Mail(to, subject, body))
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
 
     def to(self, address: str) -> list[Mail]:
-        return [mail for mail in self.sent if mail.to == address]
+        return [
+            Mail(m["To"], m["Subject"], m.get_content(), m["X-Security-Event"])
+            for m in self.inbox.to(address)
+            if m["X-Security-Event"] in RECOVERY_EVENTS
+        ]
 
     async def wait_for(self, address: str) -> Mail:
-        """The first mail to `address`: it is sent in the background, after the answer."""
+        """The first recovery mail to `address`: queued in the background, sent by the outbox."""
         deadline = time.monotonic() + MAIL_WAIT_SECONDS
         while not self.to(address):
             assert time.monotonic() < deadline, f"no mail to {address} within {MAIL_WAIT_SECONDS} s"
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         return self.to(address)[0]
 
 
 @pytest.fixture
-def mailbox(app: FastAPI) -> Iterator[RecordingMailSender]:
-    original = state_of(app)[MAIL]
-    state_of(app)[MAIL] = recorder = RecordingMailSender()
-    yield recorder
-    state_of(app)[MAIL] = original
+def app(mail_app: FastAPI) -> FastAPI:
+    """The shared app whose mail reaches the tests' SMTP server (tests/conftest.py)."""
+    return mail_app
+
+
+@pytest.fixture
+def mailbox(inbox: Inbox) -> Mailbox:
+    return Mailbox(inbox)
 
 
 async def forgot(client: ApiClient, email: str, **kwargs: object):
@@ -81,7 +91,7 @@ async def reset(client: ApiClient, token: str, password: str = NEW_PASSWORD):
     return await client.post(f"{API}/auth/reset-password", json={"token": token, "password": password})
 
 
-async def reset_token(client: ApiClient, mailbox: RecordingMailSender, account: Account) -> str:
+async def reset_token(client: ApiClient, mailbox: Mailbox, account: Account) -> str:
     assert (await forgot(client, account.email)).status_code == 202
     return (await mailbox.wait_for(account.email)).token
 
@@ -109,8 +119,9 @@ async def test_forgot_password_answers_alike_for_known_unknown_and_inactive_emai
     inactive = await register(client)
     await deactivate(app, inactive)
 
+    unknown = f"{unique()}@example.com"
     answers = [
-        await forgot(client, f"{unique()}@example.com"),
+        await forgot(client, unknown),
         await forgot(client, inactive.email),
         await forgot(client, known.email),
     ]
@@ -121,8 +132,11 @@ async def test_forgot_password_answers_alike_for_known_unknown_and_inactive_emai
 
     mail = await mailbox.wait_for(known.email)
     assert mail.subject == "Reset your password"
+    assert mail.event == "password_reset_requested"
     await asyncio.sleep(NO_MAIL_WAIT_SECONDS)
-    assert [m.to for m in mailbox.sent] == [known.email]
+    assert mailbox.to(unknown) == []
+    assert mailbox.to(inactive.email) == []
+    assert len(mailbox.to(known.email)) == 1
 
 
 async def test_forgot_password_finds_the_email_whatever_its_case(client, mailbox):
@@ -277,13 +291,15 @@ async def test_verification_flips_is_verified(client, mailbox):
 
 async def test_request_verify_token_answers_alike_and_mails_only_an_unverified_user(client, mailbox):
     account = await register(client)
-    unknown = await client.post(f"{API}/auth/request-verify-token", json={"email": f"{unique()}@example.com"})
+    nobody = f"{unique()}@example.com"
+    unknown = await client.post(f"{API}/auth/request-verify-token", json={"email": nobody})
     known = await client.post(f"{API}/auth/request-verify-token", json={"email": account.email})
     assert unknown.status_code == known.status_code == 202
     assert unknown.content == known.content
-    await mailbox.wait_for(account.email)
+    assert (await mailbox.wait_for(account.email)).event == "verification_requested"
     await asyncio.sleep(NO_MAIL_WAIT_SECONDS)
-    assert [m.to for m in mailbox.sent] == [account.email]
+    assert mailbox.to(nobody) == []
+    assert len(mailbox.to(account.email)) == 1
 
 
 @pytest.mark.parametrize("token", ["garbage", ""])
@@ -308,9 +324,9 @@ async def test_a_reset_token_does_not_verify(client, mailbox):
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("forgot-password", {"email": "someone@example.com"}),
+        ("forgot-password", {"email": "csrf-someone@example.com"}),
         ("reset-password", {"token": "x", "password": NEW_PASSWORD}),
-        ("request-verify-token", {"email": "someone@example.com"}),
+        ("request-verify-token", {"email": "csrf-someone@example.com"}),
         ("verify", {"token": "x"}),
     ],
 )
@@ -318,7 +334,8 @@ async def test_recovery_routes_need_the_csrf_token(client, mailbox, path, body):
     response = await client.post(f"{API}/auth/{path}", json=body, csrf=False)
     assert response.status_code == 403
     assert error_code(response) == "csrf_failed"
-    assert mailbox.sent == []
+    await asyncio.sleep(NO_MAIL_WAIT_SECONDS)
+    assert mailbox.to("csrf-someone@example.com") == []
 
 
 async def test_the_openapi_documents_our_envelope_for_the_recovery_routes(client):
@@ -343,7 +360,7 @@ async def staging_app(database_url: str, redis_prefix: str) -> AsyncIterator[Fas
 
 
 async def test_outside_development_no_log_line_carries_the_token(staging_app, caplog):
-    assert isinstance(state_of(staging_app)[MAIL], LogMailSender)  # the real one
+    assert isinstance(state_of(staging_app)[OUTBOX].sender, LogMailSender)  # the real one
     caplog.set_level(logging.DEBUG)
     async with client_factory(staging_app)() as client:
         account = await register(client)
@@ -398,54 +415,15 @@ def test_the_sender_is_smtp_only_when_smtp_host_is_set(database_url, redis_prefi
         make_settings(database_url, redis_prefix, smtp_host="mail.example.com")
 
 
-class _SmtpServer(threading.Thread):
-    """Just enough SMTP (no TLS, no auth) to receive one message."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.commands: list[str] = []
-        self.data = ""
-
-    def run(self) -> None:
-        conn, _ = self.listener.accept()
-        with conn, conn.makefile("rb") as lines:
-            conn.sendall(b"220 test ready\r\n")
-            for raw in lines:
-                line = raw.decode().rstrip("\r\n")
-                self.commands.append(line.split(" ", 1)[0].upper())
-                verb = self.commands[-1]
-                if verb == "DATA":
-                    conn.sendall(b"354 go on\r\n")
-                    body = []
-                    for data_line in lines:
-                        if data_line in (b".\r\n", b".\n"):
-                            break
-                        body.append(data_line.decode())
-                    self.data = "".join(body)
-                    conn.sendall(b"250 queued\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 ok\r\n")
-        self.listener.close()
-
-
-async def test_the_smtp_sender_delivers_through_smtplib():
-    server = _SmtpServer()
-    server.start()
-    sender = SmtpMailSender("127.0.0.1", port=server.port, sender="app@example.com", starttls=False)
-    await sender.send("ada@example.com", "Reset your password", "the body")
-    server.join(timeout=5)
-    server.listener.close()
-    assert server.commands[:1] == ["EHLO"]
-    assert {"MAIL", "RCPT", "DATA", "QUIT"} <= set(server.commands)
-    assert "To: ada@example.com" in server.data
-    assert "From: app@example.com" in server.data
-    assert "Subject: Reset your password" in server.data
-    assert "the body" in server.data
+async def test_the_smtp_sender_delivers_through_aiosmtplib():
+    with smtp_server() as (inbox, port):
+        sender = SmtpMailSender("127.0.0.1", port=port, sender="app@example.com", starttls=False)
+        await sender.send("ada@example.com", "Reset your password", "the body", {"X-Security-Event": "x"})
+        mail = await inbox.wait_for("ada@example.com")
+    assert mail["From"] == "app@example.com"
+    assert mail["Subject"] == "Reset your password"
+    assert mail["X-Security-Event"] == "x"
+    assert mail.get_content().strip() == "the body"
 
 
 async def test_forgot_password_for_a_known_email_does_not_slow_the_next_login(client, mailbox):

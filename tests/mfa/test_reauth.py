@@ -9,10 +9,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
-from tests.conftest import client_factory, make_settings, promote, serving
+from tests.conftest import STALE_AFTER_SECONDS, client_factory, make_settings, promote, serving
 from tests.fixtures.client import API, login, register
 from tests.live.conftest import deployment, workers  # noqa: F401  (two uvicorn workers)
-from tests.mfa.conftest import STALE_AFTER_SECONDS
 from tests.mfa.helpers import enable_totp, login_with_totp, password_step, totp_user
 from tests.ops.test_cli import Cli
 

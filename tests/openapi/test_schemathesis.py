@@ -43,6 +43,7 @@ ENDS_THE_SESSION = (
     "POST /api/v1/auth/logout",
     "POST /api/v1/auth/logout-all",
     "DELETE /api/v1/users/me/sessions/{session_id}",
+    "DELETE /api/v1/users/me",  # the account itself (the session is fresh: it just logged in)
 )
 
 

@@ -1,30 +1,16 @@
 """The events that come with a change to the account (API.md sections 9 and 10): written in
 the change's own transaction. And the second factors' session events."""
 
-from collections.abc import Iterator
-
-import pytest
-from fastapi import FastAPI
-
-from app.auth.mail import MAIL
-from app.state import state_of
-from tests.auth.test_recovery import NEW_PASSWORD, RecordingMailSender, reset, reset_token
+from tests.auth.test_recovery import NEW_PASSWORD, Mailbox, reset, reset_token
 from tests.fixtures.client import API, login, register
 from tests.mfa.helpers import add_passkey, login_with_totp, password_step, soft_authenticator, totp_user
 from tests.security_log.helpers import wait_for_events
 
 
-@pytest.fixture
-def recorded_mail(app: FastAPI) -> Iterator[RecordingMailSender]:
-    original = state_of(app)[MAIL]
-    state_of(app)[MAIL] = recorder = RecordingMailSender()
-    yield recorder
-    state_of(app)[MAIL] = original
-
-
-async def test_a_password_reset_is_logged(client, make_client, recorded_mail):
+async def test_a_password_reset_is_logged(mail_client, inbox):
+    client, make_client = mail_client(), mail_client
     account = await register(client)
-    token = await reset_token(client, recorded_mail, account)
+    token = await reset_token(client, Mailbox(inbox), account)
     assert (await reset(client, token)).status_code == 200
     account.password = NEW_PASSWORD
     reader = make_client()

@@ -4,8 +4,8 @@ Every change runs on a fresh session (the routes ask for one), in one transactio
 first locks the user's row, so that concurrent changes to one user's factors take turns
 and `User.mfa_methods` follows the last of them. Enabling the user's first second factor
 (or confirming TOTP) revokes every other session before the commit, as a password change
-does (if Redis is down nothing is changed), and makes this one `aal` 2 after it. A notice
-follows every change that committed.
+does (if Redis is down nothing is changed), and makes this one `aal` 2 after it. Every
+change queues its notice in its own transaction: mailed if and only if it commits.
 """
 
 from dataclasses import dataclass
@@ -19,12 +19,11 @@ from app.auth.mfa import passkeys, repository, totp
 from app.auth.mfa.factors import AMR, sync_methods
 from app.auth.mfa.schemas import MfaStatus, PasskeyCreated, PasskeyRead, TotpEnrolment
 from app.auth.mfa.steps import Mfa
-from app.auth.notices import send_notice
+from app.auth.notices import enqueue_notice
 from app.auth.principal import Principal, has_second_factor
 from app.db import transaction, utcnow
 from app.errors import AppError, ErrorCode
 from app.models import Passkey, TotpSecret, User
-from app.security_log import SecurityEvent, record_event
 
 REGISTER_PURPOSE = "register"
 
@@ -48,10 +47,6 @@ async def status(mfa: Mfa, principal: Principal) -> MfaStatus:
         passkeys=[PasskeyRead.model_validate(key) for key in keys],
         recovery_codes_left=left,
     )
-
-
-def _notice(mfa: Mfa, user: User, event: str) -> None:
-    send_notice(mfa.mail, mfa.request, user.email, user.username, user.id, event)
 
 
 async def _locked(session: AsyncSession, principal: Principal) -> User:
@@ -108,10 +103,9 @@ async def confirm_totp(mfa: Mfa, principal: Principal, code: str) -> list[str]:
         had_codes = await repository.recovery_codes_left(session, user.id) > 0
         codes = [] if had_codes else await _new_codes(mfa, session, user.id)
         await sync_methods(session, user)
-        record_event(session, mfa.request, user.id, SecurityEvent.MFA_ENABLED, {"method": "totp"})
+        enqueue_notice(session, mfa.request, user, "mfa_enabled", details={"method": "totp"})
         await mfa.auth.store.revoke_user(user.id, keep=principal.login_id)
     await _after_enabling(mfa, principal, "totp")
-    _notice(mfa, user, "mfa_enabled")
     return codes
 
 
@@ -125,8 +119,7 @@ async def disable_totp(mfa: Mfa, principal: Principal) -> None:
         if not await repository.passkeys_of(session, user.id):
             await repository.replace_recovery_codes(session, user.id, [])
         await sync_methods(session, user)
-        record_event(session, mfa.request, user.id, SecurityEvent.MFA_DISABLED, {"method": "totp"})
-    _notice(mfa, user, "mfa_disabled")
+        enqueue_notice(session, mfa.request, user, "mfa_disabled", details={"method": "totp"})
 
 
 async def regenerate_codes(mfa: Mfa, principal: Principal) -> list[str]:
@@ -136,8 +129,7 @@ async def regenerate_codes(mfa: Mfa, principal: Principal) -> list[str]:
             raise AppError(ErrorCode.CONFLICT, "Recovery codes need a second factor first.")
         codes = await _new_codes(mfa, session, user.id)
         await sync_methods(session, user)
-        record_event(session, mfa.request, user.id, SecurityEvent.RECOVERY_CODES_REGENERATED)
-    _notice(mfa, user, "recovery_codes_regenerated")
+        enqueue_notice(session, mfa.request, user, "recovery_codes_regenerated")
     return codes
 
 
@@ -178,14 +170,13 @@ async def add_passkey(
             codes = await _new_codes(mfa, session, user.id) if first and not had_codes else None
             await sync_methods(session, user)
             details = {"passkey_id": passkey.id, "name": name}
-            record_event(session, mfa.request, user.id, SecurityEvent.PASSKEY_ADDED, details)
+            enqueue_notice(session, mfa.request, user, "passkey_added", details=details)
             if first:
                 await mfa.auth.store.revoke_user(user.id, keep=principal.login_id)
     except IntegrityError as exc:  # the same credential registered concurrently
         raise AppError(ErrorCode.CONFLICT, "This passkey is registered already.") from exc
     if first:
         await _after_enabling(mfa, principal, "webauthn")
-    _notice(mfa, user, "passkey_added")
     return PasskeyCreated(
         id=passkey.id,
         name=passkey.name,
@@ -207,5 +198,4 @@ async def remove_passkey(mfa: Mfa, principal: Principal, passkey_id: int) -> Non
             await repository.replace_recovery_codes(session, user.id, [])
         await sync_methods(session, user)
         details = {"passkey_id": passkey_id, "name": passkey.name}
-        record_event(session, mfa.request, user.id, SecurityEvent.PASSKEY_REMOVED, details)
-    _notice(mfa, user, "passkey_removed")
+        enqueue_notice(session, mfa.request, user, "passkey_removed", details=details)

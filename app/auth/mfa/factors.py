@@ -2,7 +2,8 @@
 
 Each check is its own committed unit of work, done before any session is written to
 Redis (as login's are, app/auth/service.py): a used TOTP step or recovery code stays
-used even if what follows fails, which errs toward refusing a replay.
+used even if what follows fails, which errs toward refusing a replay. A spent recovery
+code queues its `recovery_code_used` notice in that same unit of work.
 """
 
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from app.auth.mfa import passkeys, repository, totp
 from app.auth.mfa.crypto import RecoveryCodes, SecretBox
 from app.auth.mfa.passkeys import Check, RelyingParty
 from app.auth.mfa.schemas import FactorProof
+from app.auth.notices import enqueue_notice
 from app.config import Settings
 from app.db import transaction
 from app.errors import AppError, ErrorCode
 from app.models import Passkey, User
-from app.security_log import SecurityEvent, record_event
 from app.state import Key
 
 # The amr value (API.md section 9) each method adds to a session.
@@ -69,15 +70,15 @@ async def use_recovery_code(
     *,
     request: HTTPConnection | None = None,
 ) -> User | None:
-    """The user, once the code is spent (and the security log says so, in the same
-    transaction); None for a wrong or used one."""
+    """The user, once the code is spent (the notice queued and the security log written in
+    the same transaction); None for a wrong or used one."""
     async with transaction(sessionmaker) as session:
         user = await users.lock(session, user_id)
         if user is None or not await repository.use_recovery_code(session, user_id, codes.digest(code)):
             return None
         await sync_methods(session, user)
         left = await repository.recovery_codes_left(session, user_id)
-        record_event(session, request, user_id, SecurityEvent.RECOVERY_CODE_USED, {"codes_left": left})
+        enqueue_notice(session, request, user, "recovery_code_used", details={"codes_left": left})
         return user
 
 
@@ -135,7 +136,7 @@ async def check_factor(
 ) -> bool:
     """Whether `proof` is a right second factor of the user (then spent: a step, a code, a
     counter). A wrong passkey raises 400 `invalid_passkey`; the caller counts it as it
-    counts a wrong code."""
+    counts a wrong code. `request`: whose address a recovery code's notice names."""
     if proof.method == "webauthn":
         assert proof.credential is not None  # FactorProof's validator
         await check_passkey(sessionmaker, rp, user_id, proof.credential, challenge)

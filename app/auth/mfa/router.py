@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from app.auth.backend import StrategyDep
 from app.auth.cookies import CookiesDep
 from app.auth.deps import CurrentPrincipal, get_auth
-from app.auth.mail import MAIL
 from app.auth.mfa import steps
 from app.auth.mfa.challenges import STEP_SECONDS
 from app.auth.mfa.factors import MFA_KEYS
@@ -33,7 +32,7 @@ STEP_ERRORS = (ErrorCode.MFA_CHALLENGE_EXPIRED, ErrorCode.CSRF_FAILED, ErrorCode
 async def get_mfa(request: Request) -> steps.Mfa:
     state = state_of(request)
     auth = await get_auth(request)
-    return steps.Mfa(auth, state[MFA_KEYS], state[MAIL], relying_party(request, state[SETTINGS]))
+    return steps.Mfa(auth, state[MFA_KEYS], relying_party(request, state[SETTINGS]))
 
 
 MfaDep = Annotated[steps.Mfa, Depends(get_mfa)]

@@ -16,15 +16,13 @@ from starlette.requests import HTTPConnection
 
 from app.audit import audit
 from app.auth.backend import SessionStrategy
-from app.auth.mail import MailSender
 from app.auth.mfa import passkeys
 from app.auth.mfa import repository as factors_db
 from app.auth.mfa.factors import AMR, MfaKeys, check_factor, spend_assertion
 from app.auth.mfa.passkeys import Check, RelyingParty
 from app.auth.mfa.schemas import FactorProof, Reauthentication
-from app.auth.notices import send_notice
 from app.auth.passwords import dummy_hash, verify_password
-from app.auth.principal import Assurance, Principal, SessionUser
+from app.auth.principal import Assurance, Principal
 from app.auth.service import Auth, NewSession, open_session
 from app.db import get_row, transaction
 from app.errors import AppError, ErrorCode
@@ -40,7 +38,6 @@ class Mfa:
 
     auth: Auth
     keys: MfaKeys
-    mail: MailSender
     rp: RelyingParty
 
     @property
@@ -56,11 +53,6 @@ async def _load_user(mfa: Mfa, user_id: int) -> User | None:
 async def _count_attempt(mfa: Mfa, user_id: int) -> None:
     await mfa.auth.limits.check_login_address(mfa.request)
     await mfa.auth.limits.check_login_account(mfa.request, user_id, "")
-
-
-def _recovery_code_notice(mfa: Mfa, user: User | SessionUser, proof: FactorProof) -> None:
-    if proof.method == "recovery_code":
-        send_notice(mfa.mail, mfa.request, user.email, user.username, user.id, "recovery_code_used")
 
 
 async def step_options(mfa: Mfa, cookie: str | None) -> dict[str, object]:
@@ -118,7 +110,6 @@ async def verify_step(
     if not user.is_active:
         audit(mfa.request, "mfa_verify", "inactive", actor=user.id)
         raise AppError(ErrorCode.USER_INACTIVE)
-    _recovery_code_notice(mfa, user, proof)
     assurance = Assurance(2, ("pwd", AMR[proof.method]), time.time())
     return user, await open_session(mfa.auth, strategy, user, assurance, presented=presented)
 
@@ -214,7 +205,6 @@ async def reauthenticate(mfa: Mfa, principal: Principal, body: Reauthentication)
         ):
             audit(mfa.request, "reauthenticate", "failure", actor=user_id, method=proof.method)
             raise AppError(ErrorCode.INVALID_MFA_CODE)
-        _recovery_code_notice(mfa, principal.user, proof)
         method = AMR[proof.method]
         assurance = principal.assurance.presented(method, aal=2)
     if not await mfa.auth.store.assure(user_id, principal.login_id, assurance):
