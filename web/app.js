@@ -290,8 +290,8 @@ function closeLive() {
 // ---- Views ---------------------------------------------------------------
 
 function show(view) {
-  for (const id of ['reset', 'anon', 'mfa-step', 'app']) $(`#${id}`).hidden = id !== view;
-  $('#list').hidden = view === 'reset';
+  for (const id of ['reset', 'link', 'anon', 'mfa-step', 'app']) $(`#${id}`).hidden = id !== view;
+  $('#list').hidden = view === 'reset' || view === 'link';
 }
 
 function showError(err) {
@@ -877,6 +877,44 @@ async function getPasskey(json) {
   }
 }
 
+// ---- Links from mails (API.md sections 4 and 10) --------------------------
+
+// The token rides in the fragment, which no server and no Referer sees. Nothing is sent
+// until the user clicks: a mail scanner that opens links must not spend the token.
+const MAIL_LINKS = {
+  '/report-login': {
+    title: "This wasn't me",
+    text: 'End the login this mail told you about, wherever it is. Then change your password.',
+    button: 'End that login',
+    path: '/auth/report-login',
+    done: 'That login was ended. Change your password now.',
+  },
+  '/confirm-email': {
+    title: 'Confirm your new email address',
+    text: 'Make this address the one of your account.',
+    button: 'Confirm',
+    path: '/users/me/email/confirm',
+    done: 'Your email address was changed.',
+  },
+};
+
+function showMailLink(link, token) {
+  $('#link-title').textContent = link.title;
+  $('#link-text').textContent = link.text;
+  $('#link-confirm').textContent = link.button;
+  $('#link-confirm').onclick = async () => {
+    try {
+      await api('POST', link.path, { token });
+      history.replaceState(null, '', '/');
+      showNotice(link.done);
+      await start();
+    } catch (err) {
+      showError(err);
+    }
+  };
+  show('link');
+}
+
 // ---- Start ---------------------------------------------------------------
 
 async function start() {
@@ -884,12 +922,17 @@ async function start() {
     for (const id of ['#passkey-login', '#passkey-form']) $(id).hidden = true;
     $('#passkey-unsupported').hidden = false;
   }
-  const token = location.pathname === '/reset-password'
-    ? new URLSearchParams(location.hash.slice(1)).get('token') : null;
+  const fragmentToken = new URLSearchParams(location.hash.slice(1)).get('token');
+  const token = location.pathname === '/reset-password' ? fragmentToken : null;
+  const mailLink = fragmentToken ? MAIL_LINKS[location.pathname] : undefined;
   try {
     await fetchCsrf();
     if (token) {
       show('reset');
+      return;
+    }
+    if (mailLink) {
+      showMailLink(mailLink, fragmentToken);
       return;
     }
     let user = null;
