@@ -306,3 +306,20 @@ async def test_the_socket_count_is_in_metrics(app: FastAPI, served: str, logged_
             break
         await asyncio.sleep(0.02)
     assert await count() == before
+
+
+async def test_deleting_your_account_closes_your_socket_and_drops_your_items_elsewhere(
+    app: FastAPI, served: str, logged_in
+):
+    owner, watcher = await logged_in(), await logged_in()
+    async with (
+        await open_socket(served, cookie=cookie_of(app, owner)) as mine,
+        await open_socket(served, cookie=cookie_of(app, watcher)) as theirs,
+    ):
+        shown = await create_item(owner)
+        await expect_event(theirs, "item.created", shown)
+        closing = asyncio.create_task(close_code(mine))
+        assert (await owner.delete(f"{API}/users/me")).status_code == 204
+        code, _ = await closing
+        assert code == CLOSE_REVOKED
+        await expect_event(theirs, "item.deleted", shown)
