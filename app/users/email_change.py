@@ -17,6 +17,7 @@ from app.auth.account import tokens as account_tokens
 from app.auth.notices import SECURITY_EVENT_HEADER, enqueue_notice, mail_link
 from app.auth.passwords import verify_password
 from app.auth.principal import Principal
+from app.db import get_row
 from app.errors import AppError, ErrorCode
 from app.mail import enqueue_mail
 from app.models import User
@@ -33,7 +34,9 @@ async def request_change(
     current_password: str,
     public_url: str | None,
 ) -> None:
-    user = await users.lock(session, principal.user.id)
+    # Read, not locked: the password is hashed next (a tenth of a second), and nothing here
+    # changes the user; the confirmation locks the row.
+    user = await get_row(session, User, principal.user.id)
     if user is None:  # deleted between the session check and now
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     verified, _ = await verify_password(current_password, user.hashed_password)
