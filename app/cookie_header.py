@@ -83,3 +83,10 @@ def cookies_of(scope: MutableMapping[str, Any]) -> Cookies:
     if parsed is None:
         parsed = state["cookies"] = parse(header_of(scope.get("headers", ())))
     return parsed
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The credentials of an `Authorization: Bearer <token>` header value, else None.
+    Here because the CSRF check and authentication must read it the same way too."""
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None

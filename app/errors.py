@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     INVALID_MFA_CODE = "invalid_mfa_code"
     MFA_CHALLENGE_EXPIRED = "mfa_challenge_expired"
     REAUTHENTICATION_REQUIRED = "reauthentication_required"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
     MFA_ENROLLMENT_REQUIRED = "mfa_enrollment_required"
     CONFLICT = "conflict"
     ALREADY_VERIFIED = "already_verified"
@@ -66,6 +67,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_MFA_CODE: 401,
     ErrorCode.MFA_CHALLENGE_EXPIRED: 401,
     ErrorCode.REAUTHENTICATION_REQUIRED: 403,
+    ErrorCode.INSUFFICIENT_SCOPE: 403,
     ErrorCode.MFA_ENROLLMENT_REQUIRED: 403,
     ErrorCode.CONFLICT: 409,
     ErrorCode.ALREADY_VERIFIED: 400,
@@ -96,6 +98,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.INVALID_MFA_CODE: "The code is wrong, already used or expired.",
     ErrorCode.MFA_CHALLENGE_EXPIRED: "No second step is pending, or it expired: log in again.",
     ErrorCode.REAUTHENTICATION_REQUIRED: "Confirm it is you: re-authenticate to do this.",
+    ErrorCode.INSUFFICIENT_SCOPE: "This token's scopes do not allow this request.",
     ErrorCode.MFA_ENROLLMENT_REQUIRED: "Admin routes need a second factor: enrol one first.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
     ErrorCode.ALREADY_VERIFIED: "This email address is already verified.",
@@ -117,10 +120,13 @@ class AppError(Exception):
         *,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(code.value)
         self.code = code
-        self.status_code = STATUS[code]
+        # `status`: the one code the contract sends with two statuses, `invalid_token`
+        # (400 for a mailed link's token, 401 for a bearer token).
+        self.status_code = status or STATUS[code]
         self.message = message or MESSAGES[code]
         self.details = details
         self.headers = headers
@@ -223,7 +229,9 @@ def _from_http_exception(exc: StarletteHTTPException) -> JSONResponse:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return error_response(exc.code, exc.message, details=exc.details, headers=exc.headers)
+    return error_response(
+        exc.code, exc.message, details=exc.details, headers=exc.headers, status_code=exc.status_code
+    )
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -170,7 +170,10 @@ async def delete_user(
 async def revoke_user_sessions(
     request: Request, user_id: int, session: SessionDep, store: StoreDep, admin: FreshSuperUser
 ) -> Response:
-    """The user stays; they log in again with their password."""
+    """The user stays; they log in again with their password. Their personal access tokens
+    are revoked too."""
     with audited(request, session, "revoke_sessions", admin.id, user_id) as fields:
-        fields["sessions_revoked"] = await service.revoke_sessions(session, store, user_id, actor_id=admin.id)
+        fields["sessions_revoked"] = await service.revoke_sessions(
+            session, store, user_id, actor_id=admin.id, request=request
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from app.auth import repository as users
 from app.auth.manager import UserManager
 from app.auth.notices import enqueue_notice
 from app.auth.sessions.types import SessionStore
+from app.auth.tokens import service as tokens
 from app.db import MAX_ID, get_row
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
@@ -85,6 +86,10 @@ async def update_user(
         # Before the commit: if the store is unreachable nothing changes (503), rather
         # than a deactivated user, a demoted admin or a new password with live sessions.
         await store.revoke_user(updated.id)
+    if was_active and not updated.is_active:
+        await tokens.revoke_all(session, request, store, updated.id, "deactivated")
+    elif "password" in changes:  # a password set by an admin is a reset by another hand
+        await tokens.revoke_all(session, request, store, updated.id, "password_reset")
     if updated.email.lower() != old_email.lower():
         # Set directly (the admin vouches for it), told to the address it replaced.
         enqueue_notice(session, request, updated, "email_changed", to=old_email)
@@ -97,11 +102,21 @@ async def delete_user(session: AsyncSession, store: SessionStore, user_id: int, 
     # Before the commit, as above. app/auth/cache.py revokes once more after it, which
     # also ends a login that slipped in between.
     await store.revoke_user(user.id)
+    await tokens.revoke_all(session, None, store, user.id, "account_deleted", logged=False)
     await items_service.forget_owner(session, user.id)
     await users.delete(session, user)
 
 
-async def revoke_sessions(session: AsyncSession, store: SessionStore, user_id: int, *, actor_id: int) -> int:
+async def revoke_sessions(
+    session: AsyncSession,
+    store: SessionStore,
+    user_id: int,
+    *,
+    actor_id: int,
+    request: HTTPConnection | None = None,
+) -> int:
+    """Every session and personal access token of the user (API.md sections 5 and 11)."""
     await _locked_superusers(session, actor_id)
     user = await get_user(session, user_id)
+    await tokens.revoke_all(session, request, store, user.id, "sessions_revoked")
     return await store.revoke_user(user.id)

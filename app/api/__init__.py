@@ -14,6 +14,7 @@ from app.auth.library import router as library_router
 from app.auth.mfa.account_router import router as mfa_account_router
 from app.auth.mfa.router import router as mfa_router
 from app.auth.router import router as auth_router
+from app.auth.tokens.router import router as tokens_router
 from app.health.router import api_router as health_api_router
 from app.health.router import router as health_router
 from app.items.router import router as items_router
@@ -34,6 +35,7 @@ def include_routers(app: FastAPI) -> None:
         library_router,  # fastapi-users' register, reset and verify routes
         mfa_router,  # the second step, passkey login, re-authentication
         mfa_account_router,  # /users/me/mfa, /users/me/passkeys
+        tokens_router,  # /users/me/tokens
         health_api_router,
         live_router,  # WebSocket /api/v1/ws
         security_log_router,  # /users/me/security-events

@@ -32,9 +32,13 @@ from app.auth.deps import (
     current_user,
     fresh_principal,
     fresh_superuser,
+    items_reader,
+    items_writer,
     optional_user,
+    profile_reader,
 )
 from app.auth.ratelimit import per_ip
+from app.auth.tokens import PREFIX, Scope
 from app.errors import MESSAGES, STATUS, ErrorCode, ErrorResponse
 from app.state import state_of
 
@@ -45,8 +49,18 @@ _REF_PREFIX = "#/components/schemas/"
 
 _REQUIRES_SESSION: frozenset[Callable[..., Any]] = frozenset(
     {current_principal, current_user, current_superuser, fresh_principal, fresh_superuser}
+    | {profile_reader, items_writer}
 )
-_READS_SESSION: frozenset[Callable[..., Any]] = frozenset({optional_user})
+_READS_SESSION: frozenset[Callable[..., Any]] = frozenset({optional_user, items_reader})
+# The routes a personal access token reaches, and the scope each names (app/auth/deps.py).
+_BEARER_SCOPES: dict[Callable[..., Any], Scope] = {
+    profile_reader: Scope.PROFILE_READ,
+    items_reader: Scope.ITEMS_READ,
+    items_writer: Scope.ITEMS_WRITE,
+}
+# What a bearer header can get from any route that authenticates (API.md section 11):
+# `invalid_token` is sent as 401 there (a mailed link's token is 400, its STATUS).
+_BEARER_ERRORS = ((ErrorCode.INVALID_TOKEN, 401), (ErrorCode.INSUFFICIENT_SCOPE, 403))
 _RATE_LIMITED: frozenset[Callable[..., Any]] = frozenset({per_ip().dependency})
 
 # Routes that read the session cookie themselves rather than through a dependency.
@@ -126,6 +140,16 @@ def _complete(app: FastAPI, document: dict[str, Any]) -> None:
                     "sends it by itself, JavaScript cannot read it)."
                 ),
             },
+            "bearerToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": (
+                    f"A personal access token (`{PREFIX}...`, `POST /api/v1/users/me/tokens`), for "
+                    "scripts: no cookie and no CSRF token with it. It reaches only the operations "
+                    "that list its scope here; any other answers 403 `insufficient_scope`. A "
+                    "request with a session cookie is authenticated by the cookie alone."
+                ),
+            },
         }
     )
     routes = dict(_routes(app))
@@ -190,13 +214,25 @@ def _secure(operation: dict[str, Any], key: tuple[str, str], calls: frozenset[Ca
         requirements = [base]
     else:
         return
+    scopes = sorted({_BEARER_SCOPES[call] for call in calls if call in _BEARER_SCOPES})
+    if scopes:  # last: a client holding a session sends it (see above)
+        requirements.append({"bearerToken": [scope.value for scope in scopes]})
     operation["security"] = requirements
 
 
 def _common_errors(
     operation: dict[str, Any], key: tuple[str, str], calls: frozenset[Callable[..., Any]]
+) -> list[tuple[ErrorCode, int]]:
+    """The errors this operation can answer from outside its own code, with their status."""
+    codes = [(code, STATUS[code]) for code in _outside_errors(operation, key, calls)]
+    if calls & (_REQUIRES_SESSION | _READS_SESSION):
+        codes += _BEARER_ERRORS
+    return codes
+
+
+def _outside_errors(
+    operation: dict[str, Any], key: tuple[str, str], calls: frozenset[Callable[..., Any]]
 ) -> list[ErrorCode]:
-    """The errors this operation can answer from outside its own code."""
     method, path = key
     codes = [ErrorCode.INTERNAL_ERROR]  # an unhandled exception, anywhere
     # app/middleware.py refuses any request whose headers are too large or whose Cookie
@@ -224,8 +260,8 @@ def _document_errors(
         if not status.startswith(("2", "3")):
             described = _CODE_IN_DESCRIPTION.findall(response.get("description", ""))
             codes[status] = [_KNOWN_CODES[code] for code in described if code in _KNOWN_CODES]
-    for code in _common_errors(operation, key, calls):
-        listed = codes.setdefault(str(STATUS[code]), [])
+    for code, code_status in _common_errors(operation, key, calls):
+        listed = codes.setdefault(str(code_status), [])
         if code not in listed:
             listed.append(code)
     for status, listed in codes.items():

@@ -1,6 +1,7 @@
 """Who is calling: the session cookie, one store round trip, no database query on a hit;
 and the parts of the login flows (service.py) for one request."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +16,9 @@ from app.auth.principal import Principal, SessionUser, snapshot
 from app.auth.ratelimit import RATE_LIMITS
 from app.auth.service import Auth
 from app.auth.sessions import SESSION_STORE
-from app.cookie_header import cookies_of
+from app.auth.tokens import Scope
+from app.auth.tokens import service as tokens
+from app.cookie_header import bearer_token, cookies_of
 from app.db import SESSIONMAKER, get_row
 from app.errors import AppError, ErrorCode
 from app.metrics import METRICS
@@ -54,12 +57,33 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
     return Principal(user, active.login_id, active.assurance)
 
 
+def bearer_credentials(request: HTTPConnection) -> str | None:
+    """The token of an `Authorization: Bearer` header, when the request carries no session
+    cookie: a request with one is authenticated by the cookie alone (API.md section 11)."""
+    header = request.headers.get("authorization")
+    if not header or state_of(request)[COOKIES].session in cookies_of(request.scope).values:
+        return None
+    return bearer_token(header)
+
+
+async def caller(request: Request, scope: Scope | None) -> Principal | None:
+    """The session's principal, or a bearer token's when its scopes hold `scope`: a route
+    that names no scope refuses every token (403 `insufficient_scope`), whoever owns it."""
+    credentials = bearer_credentials(request)
+    if credentials is None:
+        return await authenticate(request)
+    principal = await tokens.authenticate(request, credentials)
+    if scope is None or principal.scopes is None or scope not in principal.scopes:
+        raise AppError(ErrorCode.INSUFFICIENT_SCOPE, details={"required": scope})
+    return principal
+
+
 # Each dependency below is one function rather than a chain of sub-dependencies:
 # FastAPI's dependency solving is a measurable share of an authenticated request.
 
 
 async def current_principal(request: Request) -> Principal:
-    principal = await authenticate(request)
+    principal = await caller(request, None)
     if principal is None:
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     return principal
@@ -70,8 +94,35 @@ async def current_user(request: Request) -> SessionUser:
 
 
 async def optional_user(request: Request) -> SessionUser | None:
-    principal = await authenticate(request)
+    principal = await caller(request, None)
     return principal.user if principal else None
+
+
+def user_with_scope(scope: Scope) -> Callable[[Request], Awaitable[SessionUser]]:
+    """The caller, by session or by a token with `scope` (API.md section 11)."""
+
+    async def scoped_user(request: Request) -> SessionUser:
+        principal = await caller(request, scope)
+        if principal is None:
+            raise AppError(ErrorCode.NOT_AUTHENTICATED)
+        return principal.user
+
+    return scoped_user
+
+
+def optional_user_with_scope(scope: Scope) -> Callable[[Request], Awaitable[SessionUser | None]]:
+    """As `user_with_scope`, anonymous allowed."""
+
+    async def scoped_optional_user(request: Request) -> SessionUser | None:
+        principal = await caller(request, scope)
+        return principal.user if principal else None
+
+    return scoped_optional_user
+
+
+profile_reader = user_with_scope(Scope.PROFILE_READ)
+items_reader = optional_user_with_scope(Scope.ITEMS_READ)
+items_writer = user_with_scope(Scope.ITEMS_WRITE)
 
 
 def require_fresh(request: Request, principal: Principal) -> Principal:
@@ -126,5 +177,9 @@ FreshPrincipal = Annotated[Principal, Depends(fresh_principal)]
 FreshSuperUser = Annotated[SessionUser, Depends(fresh_superuser)]
 CurrentUser = Annotated[SessionUser, Depends(current_user)]
 OptionalUser = Annotated[SessionUser | None, Depends(optional_user)]
+# The routes a personal access token can reach, each by the scope it names.
+ProfileReader = Annotated[SessionUser, Depends(profile_reader)]
+ItemsReader = Annotated[SessionUser | None, Depends(items_reader)]
+ItemsWriter = Annotated[SessionUser, Depends(items_writer)]
 SuperUser = Annotated[SessionUser, Depends(current_superuser)]
 AuthDep = Annotated[Auth, Depends(get_auth)]

@@ -30,6 +30,7 @@ from app.auth.notices import SECURITY_EVENT_HEADER, enqueue_notice, mail_link
 from app.auth.passwords import hash_password, password_problem
 from app.auth.sessions import SESSION_STORE
 from app.auth.sessions.types import SessionStore
+from app.auth.tokens import service as tokens
 from app.db import SESSIONMAKER, SessionDep, after_commit, transaction
 from app.errors import AppError, ErrorCode
 from app.keys import derived_key, keyed_digest
@@ -206,7 +207,12 @@ class UserManager(IntegerIDMixin, BaseUserManager[User, int]):
         # old password. A login that read the old hash before the commit can still finish
         # after it (sessions are not bound to the password): a narrow window, left open.
         revoked = await self.store.revoke_user(user.id)
-        details = {"sessions_revoked": revoked}
+        # A reset says the password may have been known to someone else: whatever they
+        # made with it goes too (API.md section 11).
+        tokens_revoked = await tokens.revoke_all(
+            self.user_db.session, request, self.store, user.id, "password_reset"
+        )
+        details = {"sessions_revoked": revoked, "tokens_revoked": tokens_revoked}
         enqueue_notice(self.user_db.session, request, user, "password_reset", details=details)
 
         async def record() -> None:  # the outcome the user got: only once the new password is in

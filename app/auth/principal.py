@@ -87,6 +87,8 @@ class Principal:
     user: SessionUser
     login_id: str  # the login this session belongs to (what /users/me/sessions lists)
     assurance: Assurance
+    # A personal access token's scopes (app/auth/tokens); None for a session.
+    scopes: frozenset[str] | None = None
 
     def fresh(self, max_age: int) -> bool:
         """API.md section 9: a factor presented at most `max_age` seconds ago, and a second

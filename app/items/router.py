@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic_core import to_json
 
-from app.auth.deps import CurrentUser, OptionalUser
+from app.auth.deps import ItemsReader, ItemsWriter
 from app.db import MAX_ID, SessionDep
 from app.errors import ErrorCode, responses
 from app.items import service
@@ -29,7 +29,7 @@ WRITE_ERRORS = (ErrorCode.NOT_AUTHENTICATED, ErrorCode.CSRF_FAILED, ErrorCode.VA
 )
 async def list_items(
     session: SessionDep,
-    viewer: OptionalUser,
+    viewer: ItemsReader,
     cursors: CursorsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Default 0; not with `cursor`.")] = None,
@@ -73,7 +73,7 @@ async def list_items(
     summary="Create an item owned by the caller",
     responses=responses(*WRITE_ERRORS),
 )
-async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) -> ItemRead:
+async def create_item(data: ItemCreate, session: SessionDep, user: ItemsWriter) -> ItemRead:
     return ItemRead.model_validate(await service.create_item(session, data, user))
 
 
@@ -83,7 +83,7 @@ async def create_item(data: ItemCreate, session: SessionDep, user: CurrentUser) 
     summary="Read one item",
     responses=responses(ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_ERROR),
 )
-async def get_item(item_id: int, session: SessionDep, viewer: OptionalUser) -> ItemRead:
+async def get_item(item_id: int, session: SessionDep, viewer: ItemsReader) -> ItemRead:
     return ItemRead.model_validate(await service.get_item(session, item_id, viewer))
 
 
@@ -93,7 +93,7 @@ async def get_item(item_id: int, session: SessionDep, viewer: OptionalUser) -> I
     summary="Change an item (owner or admin); omitted fields stay as they are",
     responses=responses(*WRITE_ERRORS, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
 )
-async def update_item(item_id: int, data: ItemUpdate, session: SessionDep, user: CurrentUser) -> ItemRead:
+async def update_item(item_id: int, data: ItemUpdate, session: SessionDep, user: ItemsWriter) -> ItemRead:
     return ItemRead.model_validate(await service.update_item(session, item_id, data, user))
 
 
@@ -103,6 +103,6 @@ async def update_item(item_id: int, data: ItemUpdate, session: SessionDep, user:
     summary="Delete an item (owner or admin)",
     responses=responses(*WRITE_ERRORS, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND),
 )
-async def delete_item(item_id: int, session: SessionDep, user: CurrentUser) -> Response:
+async def delete_item(item_id: int, session: SessionDep, user: ItemsWriter) -> Response:
     await service.delete_item(session, item_id, user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

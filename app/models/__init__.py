@@ -5,9 +5,11 @@ from app.models.item import Item
 from app.models.mail import MailOutbox
 from app.models.mfa import Passkey, RecoveryCode, TotpSecret
 from app.models.security_event import SecurityLogEntry
+from app.models.token import AccessToken
 from app.models.user import User
 
 __all__ = [
+    "AccessToken",
     "AccountToken",
     "Item",
     "KnownDevice",

@@ -27,6 +27,7 @@ from app.auth.schemas import UserCreate
 from app.auth.sessions.factory import create_session_store
 from app.auth.sessions.types import SessionStore
 from app.auth.superusers import create_superuser as add_superuser
+from app.auth.tokens import service as tokens
 from app.config import Settings, load_settings
 from app.db import create_engine, create_sessionmaker, get_row, transaction
 from app.logs import configure_logging
@@ -146,14 +147,18 @@ async def revoke_sessions(settings: Settings, identifier: str) -> None:
             "REDIS_URL is not set: the embedded session store lives inside the server process; "
             "restart the server to end every session"
         )
-    async with _database(settings) as (sessionmaker, store), sessionmaker() as session:
+    async with _database(settings) as (sessionmaker, store), transaction(sessionmaker) as session:
         assert store is not None
         user = await _find_user(session, identifier)
         if user is None:
             raise CliError(f"no user with id, username or email {identifier!r}")
+        # As DELETE /admin/users/{id}/sessions: the personal access tokens go too.
+        tokens_revoked = await tokens.revoke_all(session, None, store, user.id, "sessions_revoked")
         count = await store.revoke_user(user.id)
-    audit(None, "sessions_revoked", "success", target=user.id, revoked=count, via="cli")
-    _say(f"revoked {count} session(s) of user {user.id} ({user.username})")
+    audit(
+        None, "sessions_revoked", "success", target=user.id, revoked=count, tokens=tokens_revoked, via="cli"
+    )
+    _say(f"revoked {count} session(s) and {tokens_revoked} token(s) of user {user.id} ({user.username})")
 
 
 # ------------------------------------------------------------------ mfa-reset

@@ -27,3 +27,6 @@ class SecurityEvent(StrEnum):
     ACCOUNT_DELETED = "account_deleted"
     # Beyond the notices: "this wasn't me" from a new_device_login notice ended a login.
     LOGIN_REPORTED = "login_reported"
+    # Personal access tokens (API.md section 11); `details` names the token, never its value.
+    TOKEN_CREATED = "token_created"
+    TOKEN_REVOKED = "token_revoked"

@@ -13,6 +13,9 @@ from app.auth.notices import enqueue_notice
 from app.auth.principal import Principal
 from app.auth.schemas import UserRead
 from app.auth.sessions.types import SessionStore
+from app.auth.tokens import repository as token_rows
+from app.auth.tokens import service as tokens
+from app.auth.tokens.schemas import TokenRead
 from app.db import utcnow
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
@@ -40,7 +43,7 @@ async def export(session: AsyncSession, store: SessionStore, principal: Principa
         items=[ItemRead.model_validate(item) for item in items],
         sessions=session_reads(await store.list_user(user_id), principal.login_id),
         passkeys=[PasskeyRead.model_validate(key) for key in await factors.passkeys_of(session, user_id)],
-        tokens=[],
+        tokens=[TokenRead.model_validate(row) for row in await token_rows.tokens_of(session, user_id)],
         security_events=[SecurityEventRead.model_validate(event) for event in events],
         exported_at=utcnow(),
     )
@@ -66,6 +69,7 @@ async def delete(
     # Before the commit: if Redis is down nothing is deleted (503) rather than an account
     # gone with its sessions alive. app/auth/cache.py revokes once more after the commit.
     await store.revoke_user(user.id)
+    await tokens.revoke_all(session, request, store, user.id, "account_deleted", logged=False)
     await items_service.forget_owner(session, user.id)
     await users.delete(session, user)
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.audit import audit
 from app.auth.cookies import CookiesDep
-from app.auth.deps import CurrentPrincipal, CurrentUser, FreshPrincipal, OptionalUser
+from app.auth.deps import CurrentPrincipal, FreshPrincipal, OptionalUser, ProfileReader
 from app.auth.manager import UserManagerDep
 from app.auth.ratelimit import per_ip
 from app.auth.schemas import UserPublic, UserRead
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/users", tags=["users"])
     summary="The logged-in user",
     responses=responses(ErrorCode.NOT_AUTHENTICATED),
 )
-async def read_me(user: CurrentUser) -> Response:
+async def read_me(user: ProfileReader) -> Response:
     # Served from the session store's snapshot, with no database query, and
     # serialised once (returning a Response skips FastAPI's response-model pass).
     return Response(UserRead.model_validate(user).model_dump_json(), media_type="application/json")

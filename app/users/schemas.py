@@ -8,6 +8,7 @@ from pydantic import BaseModel, EmailStr, Field
 from app.auth.mfa.schemas import PasskeyRead
 from app.auth.schemas import Password, Username, UserRead
 from app.auth.sessions.types import LoginInfo
+from app.auth.tokens.schemas import TokenRead
 from app.items.schemas import ItemRead
 from app.schemas import PatchBody
 from app.security_log.schemas import SecurityEventRead
@@ -80,6 +81,8 @@ class AccountExport(BaseModel):
     items: list[ItemRead]
     sessions: list[SessionRead]
     passkeys: list[PasskeyRead]
-    tokens: list[dict[str, Any]] = Field(description="Personal access tokens (none until they exist).")
+    tokens: list[TokenRead] = Field(
+        description="Personal access tokens: their names and scopes, never a token."
+    )
     security_events: list[SecurityEventRead]
     exported_at: datetime

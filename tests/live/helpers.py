@@ -26,6 +26,7 @@ async def open_socket(
     receive_buffer: int | None = None,
     max_queue: int | None = 16,
     compression: str | None = "deflate",
+    authorization: str | None = None,
 ) -> ClientConnection:
     """A socket to `base_url` (http://host:port) with `cookie` ("name=value") and an
     Origin header: "own" for the server's own origin, None for none, or a value.
@@ -36,6 +37,8 @@ async def open_socket(
     headers: dict[str, str] = {}
     if cookie:
         headers["Cookie"] = cookie
+    if authorization:
+        headers["Authorization"] = authorization
     if origin == "own":
         headers["Origin"] = base_url
     elif origin is not None:

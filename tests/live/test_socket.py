@@ -67,6 +67,18 @@ async def test_a_missing_or_unknown_session_is_refused_with_403(app: FastAPI, se
     assert await refused_status(served, cookie=f"{state_of(app)[COOKIES].session}=not-a-token") == 403
 
 
+async def test_a_personal_access_token_does_not_open_a_socket(served: str, logged_in):
+    # API.md section 11: the socket names no scope, so no token reaches it; a browser's
+    # cookie does (tests above). A token of every scope, sent as a script would.
+    client = await logged_in()
+    response = await client.post(
+        f"{API}/users/me/tokens", json={"name": "ws", "scopes": ["profile:read", "items:read", "items:write"]}
+    )
+    assert response.status_code == 201, response.text
+    authorization = f"Bearer {response.json()['token']}"
+    assert await refused_status(served, cookie=None, authorization=authorization) == 403
+
+
 async def test_the_refusal_carries_the_error_envelope(served: str):
     with pytest.raises(InvalidStatus) as refused:
         await connect(served.replace("http", "ws") + f"{API}/ws", open_timeout=5)

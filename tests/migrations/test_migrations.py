@@ -30,9 +30,10 @@ from app.db import Base, utcnow
 from app.models import Item, User
 from app.models.item import TRIGRAM_INDEXES, in_metadata
 from app.ops.bootstrap import alembic_config
-from tests.conftest import drop_database, recreate_database
+from tests.conftest import TEST_DATABASE, drop_database, recreate_database
 
-DATABASE = "app_test_migrations"
+# Beside the run's own test database: two runs on other TEST_DATABASEs never share it.
+DATABASE = f"{TEST_DATABASE}_migrations"
 APP_TABLES = {
     "user",
     "item",
@@ -43,6 +44,7 @@ APP_TABLES = {
     "mail_outbox",
     "known_device",
     "account_token",
+    "access_token",
 }
 LOWER_INDEXES = {"uq_user_email_lower": "email", "uq_user_username_lower": "username"}
 

@@ -67,8 +67,9 @@ async def test_every_unsafe_operation_requires_the_csrf_token_and_its_cookie(doc
     for method, path, operation in unsafe:
         requirements = operation.get("security")
         assert requirements, (method, path)
-        # Every alternative: no way through without the token.
-        for requirement in requirements:
+        # Every alternative but a bearer token's (no cookie is ambient with one): no way
+        # through without the token.
+        for requirement in cookie_requirements(requirements):
             assert {"csrfToken", "csrfCookie"} <= set(requirement), (method, path, requirement)
 
 
@@ -98,7 +99,7 @@ async def test_safe_operations_never_require_the_csrf_token(document):
 async def test_the_session_cookie_is_required_where_a_session_is_needed_and_optional_where_read(
     document, method, path, required
 ):
-    requirements = document["paths"][path][method]["security"]
+    requirements = cookie_requirements(document["paths"][path][method]["security"])
     with_session = [requirement for requirement in requirements if "sessionCookie" in requirement]
     assert with_session, requirements
     assert (len(with_session) == len(requirements)) is required, requirements
@@ -107,8 +108,44 @@ async def test_the_session_cookie_is_required_where_a_session_is_needed_and_opti
 async def test_every_operation_answering_not_authenticated_requires_the_session_cookie(document):
     for method, path, operation in operations(document):
         if "not_authenticated" in codes(operation["responses"].get("401", {})):
-            for requirement in operation["security"]:
+            for requirement in cookie_requirements(operation["security"]):
                 assert "sessionCookie" in requirement, (method, path)
+
+
+def cookie_requirements(requirements: list[dict]) -> list[dict]:
+    return [requirement for requirement in requirements if "bearerToken" not in requirement]
+
+
+# API.md section 11: the operations a personal access token reaches, by scope.
+BEARER_SCOPES = {
+    ("get", f"{API}/users/me"): ["profile:read"],
+    ("get", f"{API}/items"): ["items:read"],
+    ("get", f"{API}/items/{{item_id}}"): ["items:read"],
+    ("post", f"{API}/items"): ["items:write"],
+    ("put", f"{API}/items/{{item_id}}"): ["items:write"],
+    ("delete", f"{API}/items/{{item_id}}"): ["items:write"],
+}
+
+
+async def test_a_bearer_token_is_documented_exactly_where_a_scope_lets_one_in(document):
+    assert document["components"]["securitySchemes"]["bearerToken"]["type"] == "http"
+    assert document["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    found = {}
+    for method, path, operation in operations(document):
+        for requirement in operation.get("security", []):
+            if "bearerToken" in requirement:
+                assert set(requirement) == {"bearerToken"}, (method, path)  # no CSRF with it
+                found[(method, path)] = requirement["bearerToken"]
+    assert found == BEARER_SCOPES
+
+
+async def test_every_authenticating_operation_documents_what_a_bearer_header_can_get(document):
+    for method, path, operation in operations(document):
+        if (method, path) == ("post", f"{API}/auth/logout"):
+            continue  # reads its cookie by hand: nothing there looks at a bearer header
+        if "not_authenticated" in codes(operation["responses"].get("401", {})):
+            assert "invalid_token" in codes(operation["responses"]["401"]), (method, path)
+            assert "insufficient_scope" in codes(operation["responses"]["403"]), (method, path)
 
 
 async def test_every_error_response_is_the_envelope(document):
@@ -153,7 +190,7 @@ async def test_the_common_errors_are_documented_on_every_operation(document):
 
 async def test_a_routes_own_errors_are_kept_beside_the_common_ones(document):
     put_item = document["paths"][f"{API}/items/{{item_id}}"]["put"]["responses"]
-    assert codes(put_item["403"]) == {"forbidden", "csrf_failed"}
+    assert codes(put_item["403"]) == {"forbidden", "csrf_failed", "insufficient_scope"}
     assert codes(put_item["404"]) == {"not_found"}
     register = document["paths"][f"{API}/auth/register"]["post"]
     assert codes(register["responses"]["409"]) == {"user_already_exists"}

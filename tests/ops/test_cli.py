@@ -131,7 +131,7 @@ async def test_revoke_sessions_ends_every_session_of_the_user(cli, make_client):
 
     code, out, err = await cli("revoke-sessions", account.email.upper())
     assert code == 0, err
-    assert out.strip() == f"revoked 2 session(s) of user {account.id} ({account.username})"
+    assert out.strip() == f"revoked 2 session(s) and 0 token(s) of user {account.id} ({account.username})"
     for device in devices:
         assert (await device.get(f"{API}/users/me")).status_code == 401
     assert (await bystander.get(f"{API}/users/me")).status_code == 200

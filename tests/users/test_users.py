@@ -148,13 +148,15 @@ async def test_me_only_reads_the_session_from_its_cookie(user, make_client):
     token = client.session_token
     other = make_client()
     for headers, params in (
-        ({"Authorization": f"Bearer {token}"}, None),
         ({"X-Session": token}, None),
         ({}, {"session": token}),
         ({"Cookie": f"session-copy={token}"}, None),
     ):
         response = await other.get(f"{API}/users/me", headers=headers, params=params)
         assert_error(response, 401, "not_authenticated")
+    # A bearer header is read, but only a personal access token is one (API.md section 11).
+    response = await other.get(f"{API}/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 401, "invalid_token")
 
 
 # --- GET /users/{id} ------------------------------------------------------------------------

@@ -9,14 +9,18 @@ from app.auth.principal import SessionUser
 from app.auth.sessions.types import (
     MAX_LOGINS_PER_USER,
     SEEN_RESOLUTION_SECONDS,
+    TOKEN_USE_RESOLUTION_SECONDS,
     ActiveSession,
     Assurance,
+    CachedToken,
     LoginInfo,
     RefreshLimit,
     RefreshOutcome,
     RefreshResult,
     RefreshTokens,
+    TokenRead,
     Tokens,
+    TokenState,
     new_login_id,
     new_token,
     timestamp,
@@ -45,6 +49,8 @@ class MemorySessionStore:
         self.sessions: dict[str, tuple[str, float]] = {}  # hash -> (login id, expires)
         self.logins: dict[str, _Login] = {}
         self.users: dict[int, SessionUser] = {}
+        self.access_tokens: dict[str, tuple[CachedToken, float]] = {}  # digest -> (token, until)
+        self.token_generations: dict[int, int] = {}
         # Told the ids of logins as they end, as the Redis scripts publish them: there is
         # no Redis to publish on, so the live sockets of this process hear it from here.
         self.on_logins_ended = on_logins_ended
@@ -193,6 +199,35 @@ class MemorySessionStore:
 
     async def forget_user(self, user_id: int) -> None:
         self.users.pop(user_id, None)
+
+    async def read_token(self, digest: str) -> TokenRead:
+        now = time.time()
+        cached, until = self.access_tokens.get(digest, (None, 0.0))
+        if (
+            cached is None
+            or until <= now
+            or cached.generation != self.token_generations.get(cached.user_id, 0)
+        ):
+            return TokenRead(TokenState.MISS)
+        if now >= cached.expires_at:
+            return TokenRead(TokenState.EXPIRED)
+        touched = now - cached.last_used_at >= TOKEN_USE_RESOLUTION_SECONDS
+        if touched:
+            cached = replace(cached, last_used_at=now)
+            self.access_tokens[digest] = (cached, until)
+        return TokenRead(TokenState.HIT, cached, self.users.get(cached.user_id), touched)
+
+    async def token_generation(self, user_id: int) -> int:
+        return self.token_generations.get(user_id, 0)
+
+    async def cache_token(self, digest: str, token: CachedToken, ttl: int) -> None:
+        self.access_tokens[digest] = (token, time.time() + ttl)
+
+    async def revoke_tokens(self, user_id: int) -> None:
+        self.token_generations[user_id] = self.token_generations.get(user_id, 0) + 1
+        for digest, (token, _until) in list(self.access_tokens.items()):
+            if token.user_id == user_id:
+                del self.access_tokens[digest]
 
     async def ping(self) -> None:
         return None

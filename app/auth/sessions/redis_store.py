@@ -17,15 +17,20 @@ from app.auth.sessions.deadline import RedisClock
 from app.auth.sessions.types import (
     MAX_LOGINS_PER_USER,
     SEEN_RESOLUTION_SECONDS,
+    TOKEN_CACHE_SECONDS,
+    TOKEN_USE_RESOLUTION_SECONDS,
     USER_CACHE_SECONDS,
     ActiveSession,
     Assurance,
+    CachedToken,
     LoginInfo,
     RefreshLimit,
     RefreshOutcome,
     RefreshResult,
     RefreshTokens,
+    TokenRead,
     Tokens,
+    TokenState,
     new_login_id,
     new_token,
     timestamp,
@@ -47,6 +52,7 @@ class RedisSessionStore:
         self.prefix = prefix
         self.refresh_tokens = refresh_tokens
         self._read = AutoPipeline(redis, lua.READ)
+        self._read_token = AutoPipeline(redis, lua.TOKEN)
         self._create = redis.register_script(lua.CREATE)
         self._refresh = redis.register_script(lua.REFRESH)
         self._end_login = redis.register_script(lua.END_LOGIN)
@@ -219,6 +225,46 @@ class RedisSessionStore:
 
     async def forget_user(self, user_id: int) -> None:
         await self.redis.delete(f"{self.prefix}u:{user_id}")
+
+    async def read_token(self, digest: str) -> TokenRead:
+        key = f"{self.prefix}pat:{digest}"
+        row = await self._read_token(key, time.time(), TOKEN_USE_RESOLUTION_SECONDS, self.prefix)
+        if row in (TokenState.MISS, TokenState.EXPIRED):
+            return TokenRead(TokenState(row))
+        uid, token_id, scopes, expires, used, generation, touched, cached = json.loads(row)
+        token = CachedToken(
+            int(token_id), int(uid), tuple(scopes.split()), float(expires), float(used), int(generation)
+        )
+        user = SessionUser.loads(cached) if cached else None
+        return TokenRead(TokenState.HIT, token, user, touched == 1)
+
+    async def token_generation(self, user_id: int) -> int:
+        return int(await self.redis.get(f"{self.prefix}patgen:{user_id}") or 0)
+
+    async def cache_token(self, digest: str, token: CachedToken, ttl: int) -> None:
+        key = f"{self.prefix}pat:{digest}"
+        fields = {
+            "uid": token.user_id,
+            "id": token.token_id,
+            "sc": " ".join(token.scopes),
+            "exp": token.expires_at,
+            "used": token.last_used_at,
+            "gen": token.generation,
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, max(1, ttl))
+            await pipe.execute()
+
+    async def revoke_tokens(self, user_id: int) -> None:
+        # The generation outlives every entry cached before it moved (TOKEN_CACHE_SECONDS),
+        # so an old entry can never match a generation that expired back to 0.
+        key = f"{self.prefix}patgen:{user_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2 * TOKEN_CACHE_SECONDS)
+            await pipe.execute()
 
     async def ping(self) -> None:
         await self.redis.ping()  # type: ignore[misc]

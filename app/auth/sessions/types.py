@@ -17,6 +17,10 @@ from app.keys import derived_key, keyed_digest
 MAX_TOKEN_LENGTH = 128
 SEEN_RESOLUTION_SECONDS = 60
 USER_CACHE_SECONDS = 24 * 3600
+# Personal access tokens: how long a checked token stays cached (a miss is one query), and
+# how often its last use is written through to the database.
+TOKEN_CACHE_SECONDS = 3600
+TOKEN_USE_RESOLUTION_SECONDS = 60
 # A user's logins at most (README "Security"): the next login ends the oldest. Enough for
 # every device a person uses; few enough that the sessions list and logout-everywhere
 # stay small whatever a script does with one account.
@@ -45,6 +49,35 @@ class ActiveSession:
     login_id: str
     user: SessionUser | None  # None: not cached, the caller loads it and caches it
     assurance: Assurance
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    """What checking a personal access token needs (app/auth/tokens), cached in the store
+    so that a bearer request costs no database query. `generation` is the user's token
+    generation read before the database was: a revocation moves it on, and an entry of an
+    older generation is a miss (the row is read again, and is gone)."""
+
+    token_id: int
+    user_id: int
+    scopes: tuple[str, ...]
+    expires_at: float  # Unix time
+    last_used_at: float  # Unix time, 0 for never: `touched` is reported once a minute
+    generation: int
+
+
+class TokenState(StrEnum):
+    HIT = "hit"
+    MISS = "miss"  # not cached, or cached before a revocation: read the database
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRead:
+    outcome: TokenState
+    token: CachedToken | None = None
+    user: SessionUser | None = None  # None on a hit: not cached, load and cache it
+    touched: bool = False  # last use recorded now: write it to the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +202,14 @@ class SessionStore(Protocol):
     async def forget_user(self, user_id: int) -> None: ...
     async def live_logins(self, login_ids: Collection[str]) -> set[str]:
         """Which of these logins still exist (live sockets re-check theirs, see app/live)."""
+        ...
+
+    # Personal access tokens (app/auth/tokens): `digest` is the token's SHA-256.
+    async def read_token(self, digest: str) -> TokenRead: ...
+    async def token_generation(self, user_id: int) -> int: ...
+    async def cache_token(self, digest: str, token: CachedToken, ttl: int) -> None: ...
+    async def revoke_tokens(self, user_id: int) -> None:
+        """Every cached token of the user becomes a miss (the next request reads the database)."""
         ...
 
     async def ping(self) -> None: ...
