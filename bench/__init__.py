@@ -4,6 +4,8 @@ thing measured, run in this order on the same server process:
 - bench.hotpath: GET /api/v1/users/me with a session cookie against GET /healthz (requests
   per second, p50/p99, and their ratio, whose target is >= 0.5): what the session costs
   every authenticated request, over the floor of the stack.
+- bench.bearer (--skip-bearer): GET /api/v1/users/me by personal access token against the
+  same by session cookie, interleaved (target: token >= 0.9 of cookie).
 - bench.login_storm (--skip-login-storm): users/me p50/p99 at -c8 without, then with, 8
   clients logging in back to back from a load generator process (bench.storm_worker):
   whether Argon2id hashing stays off the event loop.

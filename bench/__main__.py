@@ -11,7 +11,7 @@ import signal
 import sys
 
 from app.live.hub import MAX_SOCKETS_PER_USER
-from bench import fanout, hotpath, login_storm, scale, versus
+from bench import bearer, fanout, hotpath, login_storm, scale, versus
 from bench.common import SESSION_COOKIE, BenchError
 from bench.server import login_session, owned_backends, server
 from bench.storm_worker import STORM_WORKER, storm_worker
@@ -70,6 +70,9 @@ def parse_args() -> argparse.Namespace:
         "--skip-versus", action="store_true", help="skip the comparison with a bare FastAPI app"
     )
     parser.add_argument(
+        "--skip-bearer", action="store_true", help="skip users/me by token against by cookie"
+    )
+    parser.add_argument(
         "--versus-repetitions", type=int, default=3, help="interleaved runs against the bare app (default 3)"
     )
     parser.add_argument(
@@ -101,6 +104,9 @@ def bench(args: argparse.Namespace) -> bool:
             if not args.skip_versus:
                 print()
                 versus.run(base_url, cookie, env, args)
+            if not args.skip_bearer:
+                print()
+                bearer.run(base_url, cookie, args)
             if not args.skip_login_storm:
                 print()
                 login_storm.run(base_url, cookie, args)

@@ -62,12 +62,15 @@ def run_wrk(
     threads: int,
     cookie: str | None,
     timeout: str | None = None,
+    header: str | None = None,
 ) -> WrkResult:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if timeout:
         command += ["--timeout", timeout]
     if cookie:
         command += ["-H", f"Cookie: {cookie}"]
+    if header:
+        command += ["-H", header]
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -82,6 +85,7 @@ def measure(
     connections: int | None = None,
     timeout: str | None = None,
     refused: bool = False,
+    header: str | None = None,
 ) -> WrkResult:
     """A short warm-up run, then the measured one, which must have answered only 2xx (only
     errors, when `refused`: a request measured for its refusal, a 401 say)."""
@@ -94,6 +98,7 @@ def measure(
             threads=args.threads,
             cookie=cookie,
             timeout=timeout,
+            header=header,
         )
         if not refused:
             require_2xx(url, result)
