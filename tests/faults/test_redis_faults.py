@@ -138,12 +138,19 @@ async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resum
     await visitor.csrf_token()
     token = user.session_token
     assert (await create_item(user)).status_code == 201
+    created = await user.post(f"{API}/users/me/tokens", json={"name": "script", "scopes": ["profile:read"]})
+    assert created.status_code == 201, created.text
+    bearer = {"Authorization": f"Bearer {created.json()['token']}"}
+    script = stack.client()  # no cookie: a script
+    assert (await script.get(f"{API}/users/me", headers=bearer)).status_code == 200  # cached
 
     stack.redis.hang()
 
     results = await all_at_once(
         {
             "GET /users/me": me(user),
+            # A bearer token is checked in Redis too: 503, never "invalid" (a silent revocation).
+            "GET /users/me by token": script.get(f"{API}/users/me", headers=bearer),
             "POST /items": create_item(user),
             "POST /auth/logout": logout(leaving),
             "POST /auth/refresh": refresh(refreshing),
@@ -159,6 +166,8 @@ async def test_redis_hung_fails_closed_and_the_same_session_works_after_it_resum
     assert user.session_token == token
     mine = await eventually(lambda: me(user), 200, "GET /users/me")
     assert mine.json()["id"] == user_account.id
+    by_token = await eventually(lambda: script.get(f"{API}/users/me", headers=bearer), 200, "by token")
+    assert by_token.json()["id"] == user_account.id
     await eventually(lambda: create_item(user), 201, "POST /items")
     await eventually(lambda: login_as(visitor, account), 200, "login")
     await eventually(lambda: stack.client().get("/health"), 200, "GET /health")
