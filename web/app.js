@@ -314,6 +314,7 @@ async function loggedIn(user) {
   scheduleRefresh(storedExpiry());
   connectLive();
   loadSecurity().catch(showError);
+  loadAccount().catch(showError); // account.js
   await loadItems();
 }
 
@@ -321,6 +322,7 @@ function loggedOut(message) {
   state.user = null;
   if (state.reauth) finishReauth(new ReauthCancelled());
   resetSecurity();
+  resetAccount(); // account.js
   closeLive();
   clearTimeout(state.refreshTimer);
   localStorage.removeItem(EXPIRY_KEY);

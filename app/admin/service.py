@@ -14,7 +14,6 @@ from app.db import MAX_ID, get_row
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
 from app.models import User
-from app.security_log import SecurityEvent, record_event
 
 
 async def list_users(
@@ -92,8 +91,8 @@ async def update_user(
         await tokens.revoke_all(session, request, store, updated.id, "password_reset")
     if updated.email.lower() != old_email.lower():
         # Set directly (the admin vouches for it), told to the address it replaced.
-        enqueue_notice(session, request, updated, "email_changed", to=old_email)
-        record_event(session, request, updated.id, SecurityEvent.EMAIL_CHANGED, {"by_admin": actor_id})
+        details = {"by_admin": actor_id}
+        enqueue_notice(session, request, updated, "email_changed", to=old_email, details=details)
     return updated
 
 

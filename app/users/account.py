@@ -20,7 +20,6 @@ from app.db import utcnow
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
 from app.items.schemas import ItemRead
-from app.security_log import SecurityEvent, record_event
 from app.security_log.schemas import SecurityEventRead
 from app.security_log.service import events_of
 from app.users.schemas import AccountExport, session_reads
@@ -63,9 +62,9 @@ async def delete(
         raise AppError(ErrorCode.NOT_AUTHENTICATED)
     if superusers == {user.id}:
         raise AppError(ErrorCode.LAST_SUPERUSER, "The last active superuser cannot delete their account.")
-    enqueue_notice(session, request, user, "account_deleted")
-    # user_id becomes NULL with the user (ON DELETE SET NULL); the id stays in the details.
-    record_event(session, request, user.id, SecurityEvent.ACCOUNT_DELETED, {"user_id": user.id})
+    # The notice writes the security-log row; its user_id becomes NULL with the user (ON
+    # DELETE SET NULL), so the id stays in the details.
+    enqueue_notice(session, request, user, "account_deleted", details={"user_id": user.id})
     # Before the commit: if Redis is down nothing is deleted (503) rather than an account
     # gone with its sessions alive. app/auth/cache.py revokes once more after the commit.
     await store.revoke_user(user.id)

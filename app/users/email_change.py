@@ -21,7 +21,6 @@ from app.db import get_row
 from app.errors import AppError, ErrorCode
 from app.mail import enqueue_mail
 from app.models import User
-from app.security_log import SecurityEvent, record_event
 
 TAKEN = "An account with this email address already exists."
 
@@ -60,8 +59,8 @@ async def request_change(
         ),
         headers={SECURITY_EVENT_HEADER: "email_confirmation"},
     )
-    enqueue_notice(session, request, user, "email_change_requested")
-    record_event(session, request, user.id, SecurityEvent.EMAIL_CHANGE_REQUESTED, {"new_email": email})
+    # The notice writes its security-log row too (one row per event).
+    enqueue_notice(session, request, user, "email_change_requested", details={"new_email": email})
 
 
 async def confirm_change(session: AsyncSession, request: HTTPConnection, token: str) -> User:
@@ -82,6 +81,6 @@ async def confirm_change(session: AsyncSession, request: HTTPConnection, token: 
         await session.flush()
     except IntegrityError as exc:  # registered a moment ago, past the check above
         raise AppError(ErrorCode.USER_ALREADY_EXISTS, TAKEN) from exc
-    enqueue_notice(session, request, user, "email_changed", to=old)
-    record_event(session, request, user.id, SecurityEvent.EMAIL_CHANGED, {"old_email": old, "new_email": new})
+    details = {"old_email": old, "new_email": new}
+    enqueue_notice(session, request, user, "email_changed", to=old, details=details)
     return user
