@@ -1,51 +1,16 @@
-"""The account as a whole (API.md section 10): taking its data out, and deleting it. Both
-need a fresh session (section 9): a stolen session cookie alone can do neither. Never commits."""
-
-from datetime import datetime
+"""Deleting the account (API.md section 10; its export is export.py). It needs a fresh
+session (section 9): a stolen session cookie alone cannot. Never commits."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.auth import repository as users
-from app.auth.mfa import repository as factors
-from app.auth.mfa.schemas import PasskeyRead
 from app.auth.notices import enqueue_notice
 from app.auth.principal import Principal
-from app.auth.schemas import UserRead
 from app.auth.sessions.types import SessionStore
-from app.auth.tokens import repository as token_rows
 from app.auth.tokens import service as tokens
-from app.auth.tokens.schemas import TokenRead
-from app.db import utcnow
 from app.errors import AppError, ErrorCode
 from app.items import service as items_service
-from app.items.schemas import ItemRead
-from app.security_log.schemas import SecurityEventRead
-from app.security_log.service import events_of
-from app.users.schemas import AccountExport, session_reads
-
-# Every event the log still holds (SECURITY_LOG_RETENTION_DAYS), in one document.
-EXPORT_EVENTS_MAX = 100_000
-
-
-async def export(session: AsyncSession, store: SessionStore, principal: Principal) -> AccountExport:
-    """Everything the service holds about the user, without a secret: no password hash, no
-    TOTP secret, no recovery code, no session token or passkey public key."""
-    user_id = principal.user.id
-    user = await users.lock(session, user_id)
-    if user is None:
-        raise AppError(ErrorCode.NOT_AUTHENTICATED)
-    items = await items_service.owned_items(session, user_id)
-    events, _ = await events_of(session, user_id, limit=EXPORT_EVENTS_MAX, offset=0)
-    return AccountExport(
-        user=UserRead.model_validate(user),
-        items=[ItemRead.model_validate(item) for item in items],
-        sessions=session_reads(await store.list_user(user_id), principal.login_id),
-        passkeys=[PasskeyRead.model_validate(key) for key in await factors.passkeys_of(session, user_id)],
-        tokens=[TokenRead.model_validate(row) for row in await token_rows.tokens_of(session, user_id)],
-        security_events=[SecurityEventRead.model_validate(event) for event in events],
-        exported_at=utcnow(),
-    )
 
 
 async def delete(
@@ -71,7 +36,3 @@ async def delete(
     await tokens.revoke_all(session, request, store, user.id, "account_deleted", logged=False)
     await items_service.forget_owner(session, user.id)
     await users.delete(session, user)
-
-
-def export_filename(now: datetime) -> str:
-    return f"account-export-{now:%Y%m%d}.json"

@@ -1,6 +1,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.audit import audit
 from app.auth.cookies import CookiesDep
@@ -15,7 +16,7 @@ from app.db import SESSIONMAKER, SessionDep
 from app.errors import AppError, ErrorCode, responses
 from app.security_log import SecurityEvent, record_event_soon
 from app.state import SETTINGS, dependency, state_of
-from app.users import account, email_change, service
+from app.users import account, email_change, export, service
 from app.users.schemas import (
     AccountExport,
     EmailChange,
@@ -190,15 +191,14 @@ async def confirm_email_change(request: Request, body: EmailChangeConfirm, sessi
     summary="Download everything the service holds about you (fresh session)",
     responses=responses(ErrorCode.NOT_AUTHENTICATED, ErrorCode.REAUTHENTICATION_REQUIRED),
 )
-async def export_me(session: SessionDep, store: StoreDep, principal: FreshPrincipal) -> Response:
+async def export_me(request: Request, store: StoreDep, principal: FreshPrincipal) -> Response:
     """Your user, items, sessions, passkeys, tokens and security log, as one JSON file
-    (`Content-Disposition: attachment`). No hash, secret or token is in it."""
-    document = await account.export(session, store, principal)
-    filename = account.export_filename(document.exported_at)
-    return Response(
-        document.model_dump_json(),
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    (`Content-Disposition: attachment`), streamed from one snapshot. No hash, secret or
+    token is in it."""
+    taken_at, body = await export.export(state_of(request)[SESSIONMAKER], store, principal)
+    disposition = f'attachment; filename="{export.filename(taken_at)}"'
+    return StreamingResponse(
+        body, media_type="application/json", headers={"Content-Disposition": disposition}
     )
 
 

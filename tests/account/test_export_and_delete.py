@@ -3,11 +3,12 @@
 import asyncio
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.db import SESSIONMAKER
 from app.models import SecurityLogEntry
 from app.state import state_of
+from app.users.export import BATCH
 from tests.account.helpers import API, logged_in
 from tests.conftest import STALE_AFTER_SECONDS
 from tests.fixtures.client import login
@@ -39,6 +40,41 @@ async def test_the_export_holds_the_account_and_no_secret(mail_client):
     assert "hashed_password" not in text
     assert account.password not in text
     assert client.session_token not in text
+
+
+async def test_a_large_export_is_streamed_whole_and_in_order(mail_client, mail_app):
+    # More rows than the export's batch of each kind (seeded by SQL), with equal timestamps
+    # for the events: the keyset must neither skip nor repeat one.
+    client, account = await logged_in(mail_client)
+    items, events = 2 * BATCH + 7, BATCH + 3
+    async with state_of(mail_app)[SESSIONMAKER]() as session:
+        await session.execute(
+            text(
+                "INSERT INTO item (title, description, is_private, owner_id, created_at, updated_at)"
+                " SELECT 'bulk ' || n, '', n % 2 = 0, :owner, now(), now() FROM generate_series(1, :n) n"
+            ),
+            {"owner": account.id, "n": items},
+        )
+        await session.execute(
+            text(
+                "INSERT INTO security_event (user_id, event, created_at, ip, user_agent)"
+                " SELECT :user, 'reauthenticated', timestamp '2026-01-01 00:00:00+00', '', ''"
+                " FROM generate_series(1, :n)"
+            ),
+            {"user": account.id, "n": events},
+        )
+        await session.commit()
+    response = await client.get(f"{API}/users/me/export")
+    assert response.status_code == 200, response.text
+    assert "content-length" not in response.headers  # streamed
+    document = response.json()
+    ids = [item["id"] for item in document["items"]]
+    assert len(ids) == items and ids == sorted(set(ids))
+    logged = document["security_events"]
+    assert len([e for e in logged if e["event"] == "reauthenticated"]) == events
+    assert len({e["id"] for e in logged}) == len(logged)
+    keys = [(e["created_at"], e["id"]) for e in logged]
+    assert keys == sorted(keys, reverse=True)  # newest first, as the log's pages
 
 
 async def test_export_and_deletion_need_a_fresh_session(stale_client):
