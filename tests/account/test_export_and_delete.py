@@ -69,7 +69,8 @@ async def test_a_large_export_is_streamed_whole_and_in_order(mail_client, mail_a
     assert "content-length" not in response.headers  # streamed
     document = response.json()
     ids = [item["id"] for item in document["items"]]
-    assert len(ids) == items and ids == sorted(set(ids))
+    assert len(ids) == items
+    assert ids == sorted(set(ids))
     logged = document["security_events"]
     assert len([e for e in logged if e["event"] == "reauthenticated"]) == events
     assert len({e["id"] for e in logged}) == len(logged)
