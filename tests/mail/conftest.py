@@ -6,13 +6,12 @@ Here, the only senders are the ones each test starts. Redis and its prefix are s
 """
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
 import asyncpg
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -27,8 +26,7 @@ from tests.conftest import (
     recreate_database,
     serving,
 )
-from tests.fixtures.server import free_port
-from tests.fixtures.smtp import Inbox
+from tests.fixtures.smtp import Inbox, smtp_server
 
 SMTP_FROM = "outbox@example.com"
 OUTBOX_DATABASE = f"{TEST_DATABASE}_mailbox"
@@ -42,17 +40,7 @@ async def outbox_database_url() -> AsyncIterator[str]:
     await drop_database(OUTBOX_DATABASE)
 
 
-@contextmanager
-def smtp_on(port: int | None = None) -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server (aiosmtpd) on `port` (a free one if None) for a block."""
-    inbox = Inbox()
-    port = port or free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+smtp_on = smtp_server  # the outbox tests' name for it
 
 
 @pytest.fixture
