@@ -43,6 +43,7 @@ APP_TABLES = {
     "mail_outbox",
     "known_device",
     "account_token",
+    "oidc_identity",
 }
 LOWER_INDEXES = {"uq_user_email_lower": "email", "uq_user_username_lower": "username"}
 
