@@ -10,6 +10,8 @@ from app.auth import repository as users
 from app.auth.mfa import repository as factors
 from app.auth.mfa.schemas import PasskeyRead
 from app.auth.notices import enqueue_notice
+from app.auth.oidc import repository as identities
+from app.auth.oidc.schemas import IdentityRead
 from app.auth.principal import Principal
 from app.auth.schemas import UserRead
 from app.auth.sessions.types import SessionStore
@@ -28,7 +30,8 @@ EXPORT_EVENTS_MAX = 100_000
 
 async def export(session: AsyncSession, store: SessionStore, principal: Principal) -> AccountExport:
     """Everything the service holds about the user, without a secret: no password hash, no
-    TOTP secret, no recovery code, no session token or passkey public key."""
+    TOTP secret, no recovery code, no session token or passkey public key, no provider token
+    (none is kept)."""
     user_id = principal.user.id
     user = await users.lock(session, user_id)
     if user is None:
@@ -40,6 +43,9 @@ async def export(session: AsyncSession, store: SessionStore, principal: Principa
         items=[ItemRead.model_validate(item) for item in items],
         sessions=session_reads(await store.list_user(user_id), principal.login_id),
         passkeys=[PasskeyRead.model_validate(key) for key in await factors.passkeys_of(session, user_id)],
+        identities=[
+            IdentityRead.model_validate(row) for row in await identities.identities_of(session, user_id)
+        ],
         tokens=[],
         security_events=[SecurityEventRead.model_validate(event) for event in events],
         exported_at=utcnow(),
