@@ -39,6 +39,13 @@ async def sign_in(client: ApiClient, login: str, provider: str = "test", **param
     return response
 
 
+def forget_provider_login(client: ApiClient) -> None:
+    """Drop the provider's cookies: the next sign-in there asks who you are again."""
+    for cookie in list(client.cookies.jar):
+        if cookie.domain.startswith("127.0.0.1"):
+            client.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+
+
 def error_of(response: httpx.Response) -> str | None:
     location = response.headers["location"]
     prefix = "/?error="
