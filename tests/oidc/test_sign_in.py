@@ -145,6 +145,8 @@ async def test_a_user_with_a_second_factor_gets_the_challenge_instead_of_a_sessi
     verified = await client.post(f"{API}/auth/mfa/verify", json={"method": "totp", "code": totp.code()})
     assert verified.status_code == 200, verified.text
     assert verified.json()["user"]["email"] == email
+    sessions = (await client.get(f"{API}/users/me/sessions")).json()
+    assert [(entry["aal"], entry["amr"]) for entry in sessions if entry["current"]] == [(2, ["oidc", "otp"])]
 
 
 async def test_an_inactive_user_is_not_signed_in(browser: Browser, oidc_app: FastAPI) -> None:

@@ -133,7 +133,7 @@ async def callback(
         raise
     if has_second_factor((user.mfa_methods or "").split()):
         audit(auth.request, "login", "second_factor_required", actor=user.id, provider=name)
-        return SecondStepOwed(await auth.challenges.open(user.id))
+        return SecondStepOwed(await auth.challenges.open(user.id, first="oidc"))
     assurance = Assurance(1, ("oidc",), time.time())
     new = await open_session(auth, strategy, user, assurance, presented=presented, device=pending.device)
     audit(auth.request, "oidc_login", "success", actor=user.id, provider=name, login=new.tokens.login_id)
