@@ -44,8 +44,8 @@ async def test_a_fresh_session_links_an_identity_that_then_logs_in(browser: Brow
 
 async def test_linking_needs_a_session(browser: Browser) -> None:
     response = await authorize(browser(), link="true")
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "reauthentication_required"
 
 
 async def test_linking_needs_a_fresh_session(stale_browser: Browser) -> None:

@@ -114,7 +114,7 @@ async def test_every_operation_answering_not_authenticated_requires_the_session_
 async def test_every_error_response_is_the_envelope(document):
     for method, path, operation in operations(document):
         for status, response in operation["responses"].items():
-            if status.startswith("2"):
+            if status.startswith(("2", "3")):  # a redirect (the OIDC routes) has no body
                 continue
             assert response["content"] == {"application/json": {"schema": {"$ref": ENVELOPE_REF}}}, (
                 method,

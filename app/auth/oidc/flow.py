@@ -35,7 +35,7 @@ def safe_next(value: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class PendingSignIn:
     provider: str
-    state: str
+    oauth_state: str  # the `state` parameter sent to the provider
     nonce: str
     code_verifier: str
     redirect_uri: str

@@ -69,7 +69,7 @@ class Claims:
 @dataclass(frozen=True, slots=True)
 class Authorization:
     url: str
-    state: str
+    oauth_state: str
     nonce: str
     code_verifier: str
 

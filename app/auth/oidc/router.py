@@ -10,16 +10,17 @@ from fastapi.responses import RedirectResponse
 
 from app.auth.backend import StrategyDep
 from app.auth.cookies import CookiesDep
-from app.auth.deps import CurrentPrincipal, FreshPrincipal, fresh_principal, get_auth
+from app.auth.deps import CurrentPrincipal, FreshPrincipal, authenticate, get_auth, require_fresh
 from app.auth.mfa.challenges import STEP_SECONDS
 from app.auth.oidc import service
 from app.auth.oidc.flow import FLOW_SECONDS
 from app.auth.oidc.providers import OIDC, Failure, SignInFailed
 from app.auth.oidc.schemas import IdentityRead, ProviderRead
+from app.auth.principal import Principal
 from app.auth.router import set_login_cookies
 from app.cookie_header import cookies_of
 from app.db import MAX_ID, SessionDep
-from app.errors import ErrorCode, responses
+from app.errors import AppError, ErrorCode, responses
 from app.state import SETTINGS, state_of
 
 router = APIRouter(prefix="/auth/oidc", tags=["auth"])
@@ -53,6 +54,17 @@ def _redirect_uri(request: Request, name: str) -> str:
     return origin + path
 
 
+async def _linking(request: Request) -> Principal:
+    """The caller's fresh session; anyone else is told to (re-)authenticate (API.md section
+    11: `link=true` without a fresh session is 403 `reauthentication_required`)."""
+    principal = await authenticate(request)
+    if principal is None:
+        raise AppError(
+            ErrorCode.REAUTHENTICATION_REQUIRED, "Log in first, then link.", details={"methods": []}
+        )
+    return require_fresh(request, principal)
+
+
 @router.get("/providers", response_model=list[ProviderRead], summary="The sign-in providers configured")
 async def list_providers(request: Request) -> list[ProviderRead]:
     """One entry per OIDC_PROVIDERS provider: a "Sign in with <name>" button each."""
@@ -73,7 +85,6 @@ REDIRECT: dict[int | str, dict[str, Any]] = {
         **REDIRECT,
         **responses(
             ErrorCode.NOT_FOUND,
-            ErrorCode.NOT_AUTHENTICATED,
             ErrorCode.REAUTHENTICATION_REQUIRED,
             ErrorCode.VALIDATION_ERROR,
         ),
@@ -94,7 +105,7 @@ async def authorize(
     identity is then linked to your account instead of signing in. A provider that does
     not answer: 302 to `/?error=provider_unavailable`. Register
     `<PUBLIC_URL>/api/v1/auth/oidc/<name>/callback` at the provider."""
-    principal = await fresh_principal(request) if link else None
+    principal = await _linking(request) if link else None
     try:
         url, cookie = await service.authorize(
             oidc,

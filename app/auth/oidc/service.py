@@ -81,7 +81,7 @@ async def authorize(
     made = await provider.authorization(redirect_uri)
     pending = PendingSignIn(
         provider=name,
-        state=made.state,
+        oauth_state=made.oauth_state,
         nonce=made.nonce,
         code_verifier=made.code_verifier,
         redirect_uri=redirect_uri,
@@ -111,7 +111,7 @@ async def callback(
         pending = await flow.take(auth.challenges, cookie)
         if pending is None or pending.provider != name or not state:
             raise SignInFailed(Failure.INVALID_STATE)
-        if not hmac.compare_digest(state.encode(), pending.state.encode()):
+        if not hmac.compare_digest(state.encode(), pending.oauth_state.encode()):
             raise SignInFailed(Failure.INVALID_STATE)
         if not code:
             raise SignInFailed(Failure.EXCHANGE_FAILED)
