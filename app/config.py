@@ -1,18 +1,60 @@
 """All configuration, read once from the environment (and `.env`) by pydantic-settings."""
 
+import ipaddress
 import json
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The value shipped in .env.example: refused in production like any weak key.
 EXAMPLE_SECRET_KEY = "change-me-to-a-random-string-of-at-least-32-characters"
 
 Environment = Literal["development", "test", "staging", "production"]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class OidcProvider(BaseModel):
+    """One entry of OIDC_PROVIDERS (API.md section 11). Its metadata comes from
+    `<issuer>/.well-known/openid-configuration`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="In the routes' paths.")
+    issuer: str = Field(max_length=2048)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: list[str] = ["openid", "email", "profile"]
+    # Plain http to the provider, for a provider on this machine only (the tests' own, a
+    # sidecar): tokens never cross a network in clear. Anywhere else https is required.
+    allow_http: bool = False
+
+    @model_validator(mode="after")
+    def _checked(self) -> "OidcProvider":
+        url = urlsplit(self.issuer)
+        if url.scheme != "https" and not (url.scheme == "http" and self.allow_http):
+            raise ValueError(f"OIDC_PROVIDERS {self.name}: the issuer must be an https URL")
+        if url.scheme == "http" and not is_loopback_host(url.hostname):
+            raise ValueError(f"OIDC_PROVIDERS {self.name}: allow_http is for a loopback issuer only")
+        if url.query or url.fragment or not url.hostname:
+            raise ValueError(
+                f"OIDC_PROVIDERS {self.name}: the issuer must be a URL without query or fragment"
+            )
+        if "openid" not in self.scopes:
+            raise ValueError(f"OIDC_PROVIDERS {self.name}: scopes must include openid")
+        return self
 
 
 class Settings(BaseSettings):
@@ -110,6 +152,10 @@ class Settings(BaseSettings):
     # the mail carries the token as text only.
     public_url: str | None = None
 
+    # Sign-in with OpenID Connect (API.md section 11): a JSON list of {name, issuer,
+    # client_id, client_secret, scopes?}. Empty: no provider, the routes list none.
+    oidc_providers: Annotated[list[OidcProvider], NoDecode] = []
+
     @field_validator("environment", "log_level", "cookie_samesite", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -126,6 +172,21 @@ class Settings(BaseSettings):
                 value = text.split(",")
         if isinstance(value, list):
             return [str(v).strip().rstrip("/") for v in value if str(v).strip()]
+        return value
+
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
+        names = [provider.name for provider in value]
+        if len(set(names)) != len(names):
+            raise ValueError("OIDC_PROVIDERS: each provider needs a name of its own")
         return value
 
     @field_validator("database_url", "redis_url", "secret_key", "sentry_dsn", "webauthn_rp_id", mode="before")

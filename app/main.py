@@ -25,6 +25,7 @@ from app.auth.cookies import COOKIES, CookiePolicy
 from app.auth.csrf import CSRF, CSRF_HEADER, CsrfMiddleware, CsrfSigner
 from app.auth.mfa.challenges import CHALLENGES, create_challenges
 from app.auth.mfa.factors import MFA_KEYS, MfaKeys
+from app.auth.oidc.providers import OIDC, Providers
 from app.auth.passwords import dummy_hash
 from app.auth.ratelimit import RATE_LIMITS, RateLimits
 from app.auth.sessions import SESSION_STORE
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state[MFA_KEYS] = MfaKeys.from_settings(settings)
     state[CURSORS] = Cursors(settings.signing_key)
     state[DEVICES] = DeviceCookies(settings.signing_key, cookies.device)
+    state[OIDC] = Providers(settings)
 
     install_error_handlers(app)
     include_routers(app)
@@ -148,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(
         RequestContextMiddleware,
-        credential_cookies=(cookies.session, cookies.refresh, cookies.mfa),
+        credential_cookies=(cookies.session, cookies.refresh, cookies.mfa, cookies.oidc),
         metrics=metrics,
     )
     # The client address (logs, rate limits, the sessions list) comes from

@@ -20,6 +20,7 @@ const state = {
   wsWatchdog: null,
   reauth: null, // the one re-authentication prompt open, shared by every caller waiting on it
   mfaTimer: null, // ends the second-step form when its challenge expires
+  providers: [], // the sign-in providers' names (OIDC_PROVIDERS)
 };
 
 class ApiError extends Error {
@@ -314,6 +315,7 @@ async function loggedIn(user) {
   scheduleRefresh(storedExpiry());
   connectLive();
   loadSecurity().catch(showError);
+  loadIdentities().catch(showError);
   loadAccount().catch(showError); // account.js
   await loadItems();
 }
@@ -526,6 +528,89 @@ onClick($('#mfa-passkey'), async () => {
 
 $('#mfa-cancel').addEventListener('click', () => backToPassword());
 
+// ---- Sign-in with an identity provider (API.md section 11) ---------------
+
+const OIDC_ERRORS = {
+  invalid_state: 'That sign-in expired or was already used. Please try again.',
+  exchange_failed: 'The sign-in provider did not confirm that sign-in. Please try again.',
+  invalid_id_token: 'The sign-in provider\'s answer could not be verified.',
+  provider_unavailable: 'The sign-in provider is not answering. Please try again later.',
+  account_exists: 'An account with this email exists already: log in with it, then link the provider from the Security section.',
+  email_not_verified: 'The sign-in provider did not confirm this email address, so no account was made.',
+  user_inactive: 'This account is deactivated.',
+  identity_in_use: 'That identity is linked to another account.',
+  access_denied: 'The sign-in was cancelled at the provider.',
+  rate_limited: 'Too many attempts. Please wait a minute and try again.',
+};
+
+const oidcPath = (name) => `${API}/auth/oidc/${encodeURIComponent(name)}/authorize`;
+
+async function loadProviders() {
+  const providers = await api('GET', '/auth/oidc/providers');
+  state.providers = providers.map((provider) => provider.name);
+  const buttons = state.providers.map((name) => {
+    const link = el('a', 'button oidc-login', `Sign in with ${name}`);
+    link.href = oidcPath(name);
+    link.id = `oidc-login-${name}`;
+    return link;
+  });
+  $('#oidc-buttons').replaceChildren(...buttons);
+}
+
+// The provider sent the browser back with an error (/?error=<code>): say it once.
+function showSignInError() {
+  const params = new URLSearchParams(location.search);
+  const code = params.get('error');
+  if (!code) return;
+  history.replaceState(null, '', location.pathname);
+  showError(OIDC_ERRORS[code] || `Signing in failed (${code}).`);
+}
+
+// Linking needs a fresh session: asked first without leaving the page (the redirect is
+// not followed), re-authenticating when the server says so, then navigated for real.
+async function linkProvider(name) {
+  const url = `${oidcPath(name)}?link=true&next=${encodeURIComponent('/')}`;
+  const res = await fetch(url, { redirect: 'manual', credentials: 'same-origin' });
+  if (res.type !== 'opaqueredirect') {
+    const data = await res.json().catch(() => null);
+    const error = new ApiError(res.status, data, null);
+    if (error.code !== 'reauthentication_required') throw error;
+    await reauthenticate((error.details && error.details.methods) || []);
+  }
+  location.assign(url);
+}
+
+async function loadIdentities() {
+  const identities = await api('GET', '/users/me/identities');
+  if (!state.user) return;
+  const rows = identities.map((identity) => {
+    const li = el('li');
+    li.dataset.identityId = String(identity.id);
+    li.append(el('span', 'identity-name', `${identity.provider}: ${identity.email || identity.subject}`));
+    li.append(el('small', 'meta', `Linked ${formatTime(identity.created_at)}`));
+    const button = el('button', 'delete identity-unlink', 'Unlink');
+    button.type = 'button';
+    button.setAttribute('aria-label', `Unlink ${identity.provider}`);
+    onClick(button, async () => {
+      await api('DELETE', `/users/me/identities/${identity.id}`);
+      showNotice(`${identity.provider} unlinked.`);
+      await loadIdentities();
+    });
+    li.append(button);
+    return li;
+  });
+  $('#identity-list').replaceChildren(...rows);
+  $('#identity-empty').hidden = rows.length > 0;
+  const links = (state.providers || []).map((name) => {
+    const button = el('button', 'secondary identity-link', `Link ${name}`);
+    button.type = 'button';
+    button.id = `identity-link-${name}`;
+    onClick(button, () => linkProvider(name));
+    return button;
+  });
+  $('#identity-link-buttons').replaceChildren(...links);
+}
+
 // ---- Security: second factors and passkeys -------------------------------
 
 const formatTime = (iso) => new Date(iso).toLocaleString();
@@ -573,6 +658,7 @@ function resetSecurity() {
   $('#passkey-form').reset();
   hideRecoveryCodes();
   $('#passkey-list').replaceChildren();
+  $('#identity-list').replaceChildren();
 }
 
 function showRecoveryCodes(codes) {
@@ -929,6 +1015,8 @@ async function start() {
   const mailLink = fragmentToken ? MAIL_LINKS[location.pathname] : undefined;
   try {
     await fetchCsrf();
+    await loadProviders().catch(showError);
+    showSignInError();
     if (token) {
       show('reset');
       return;

@@ -13,6 +13,8 @@ from app.auth.deps import current_superuser, current_user
 from app.auth.library import router as library_router
 from app.auth.mfa.account_router import router as mfa_account_router
 from app.auth.mfa.router import router as mfa_router
+from app.auth.oidc.router import account_router as oidc_account_router
+from app.auth.oidc.router import router as oidc_router
 from app.auth.router import router as auth_router
 from app.auth.tokens.router import router as tokens_router
 from app.health.router import api_router as health_api_router
@@ -36,6 +38,8 @@ def include_routers(app: FastAPI) -> None:
         mfa_router,  # the second step, passkey login, re-authentication
         mfa_account_router,  # /users/me/mfa, /users/me/passkeys
         tokens_router,  # /users/me/tokens
+        oidc_router,  # sign-in with OpenID Connect
+        oidc_account_router,  # /users/me/identities
         health_api_router,
         live_router,  # WebSocket /api/v1/ws
         security_log_router,  # /users/me/security-events

@@ -69,6 +69,10 @@ _RATE_LIMITED: frozenset[Callable[..., Any]] = frozenset({per_ip().dependency})
 _SESSION_BY_HAND: dict[tuple[str, str], bool] = {
     ("POST", "/api/v1/auth/logout"): True,
     ("GET", "/api/v1/auth/csrf"): False,
+    # Sign-in with OpenID Connect: `link=true` needs a (fresh) session; a sign-in ends the
+    # session the browser held.
+    ("GET", "/api/v1/auth/oidc/{name}/authorize"): False,
+    ("GET", "/api/v1/auth/oidc/{name}/callback"): False,
 }
 # The only routes that answer without PostgreSQL or Redis. Every other one fails closed
 # with 503 when they are down, so a route added later is documented as able to, until

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.state import Key, dependency
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
+OIDC_COOKIE_PATH = "/api/v1/auth/oidc"
 DEVICE_COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie (RFC 6265bis)
 
 
@@ -20,6 +21,7 @@ class CookiePolicy:
     csrf: str
     mfa: str  # a pending second step (API.md section 9)
     device: str  # a browser this account has logged in from (API.md section 3)
+    oidc: str  # a sign-in at an identity provider under way (API.md section 11)
     secure: bool
     session_samesite: Literal["Lax", "Strict"]
     session_max_age: int
@@ -35,6 +37,7 @@ class CookiePolicy:
             csrf="__Host-csrftoken" if secure else "csrftoken",
             mfa="__Secure-mfa" if secure else "mfa",
             device="__Host-device" if secure else "device",
+            oidc="__Secure-oidc" if secure else "oidc",
             secure=secure,
             session_samesite="Strict" if settings.cookie_samesite == "strict" else "Lax",
             session_max_age=settings.access_token_seconds,
@@ -130,6 +133,22 @@ class CookiePolicy:
             self._header(
                 self.device, token, max_age=DEVICE_COOKIE_MAX_AGE, path="/", http_only=True, samesite="Strict"
             ),
+        )
+
+    def set_oidc(self, response: Response, token: str, max_age: int) -> None:
+        # Lax, not Strict: it must come back with the provider's top-level redirect to the
+        # callback, a cross-site navigation.
+        response.headers.append(
+            "set-cookie",
+            self._header(
+                self.oidc, token, max_age=max_age, path=OIDC_COOKIE_PATH, http_only=True, samesite="Lax"
+            ),
+        )
+
+    def clear_oidc(self, response: Response) -> None:
+        response.headers.append(
+            "set-cookie",
+            self._header(self.oidc, "", max_age=0, path=OIDC_COOKIE_PATH, http_only=True, samesite="Lax"),
         )
 
     def clear_all(self, response: Response) -> None:

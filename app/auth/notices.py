@@ -49,6 +49,14 @@ NOTICES: dict[str, tuple[str, str]] = {
         "the new address confirms it",
     ),
     "email_changed": ("Your email address was changed", "the account's email address was changed"),
+    "identity_linked": (
+        "A sign-in provider was linked",
+        "an identity at a sign-in provider was linked: it can now log in to the account",
+    ),
+    "identity_unlinked": (
+        "A sign-in provider was unlinked",
+        "an identity at a sign-in provider was unlinked: it can no longer log in to the account",
+    ),
     "new_device_login": ("A new login to your account", "someone logged in from a browser not seen before"),
     "account_deleted": ("Your account was deleted", "the account and its data were deleted"),
 }

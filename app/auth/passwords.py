@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import secrets
 from functools import cache
 from pathlib import Path
 
@@ -70,12 +71,32 @@ def _slot() -> anyio.CapacityLimiter:
     return slots
 
 
+# Django's convention (contrib/auth/hashers.py, UNUSABLE_PASSWORD_PREFIX): a stored "hash"
+# starting with "!" is no hash at all, so no password matches it. Given to users made by a
+# sign-in provider (API.md section 11); "forgot password" can still set a real one.
+UNUSABLE_PASSWORD_PREFIX = "!"
+
+
+def unusable_password() -> str:
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(32)
+
+
+def has_usable_password(hashed: str) -> bool:
+    return not hashed.startswith(UNUSABLE_PASSWORD_PREFIX)
+
+
 async def hash_password(password: str) -> str:
     return await anyio.to_thread.run_sync(password_helper.hash, password, limiter=_slot())
 
 
 async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """(matches, upgraded hash or None)."""
+    if not has_usable_password(hashed):
+        # The same work as a wrong password (the library would refuse the format at once).
+        await anyio.to_thread.run_sync(
+            password_helper.verify_and_update, password, dummy_hash(), limiter=_slot()
+        )
+        return False, None
     return await anyio.to_thread.run_sync(
         password_helper.verify_and_update, password, hashed, limiter=_slot()
     )

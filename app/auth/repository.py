@@ -22,6 +22,11 @@ async def email_taken(session: AsyncSession, email: str, *, but: int) -> bool:
     return (await session.execute(statement.limit(1))).first() is not None
 
 
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    statement = select(User.id).where(func.lower(User.username) == username.lower())
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
 async def taken(session: AsyncSession, email: str, username: str) -> bool:
     """Whether a user has this email or this username already, any case."""
     statement = select(User.id).where(

@@ -26,14 +26,19 @@ def _session_cookie(carrier: Response, response: Response) -> None:
         response.headers.append("set-cookie", header)
 
 
-def _hand_over(body: BaseModel, new: service.NewSession, cookies: CookiePolicy) -> JSONResponse:
-    """The response of a new session: `body`, the session cookie, the refresh cookie and
-    the CSRF cookie."""
-    response = JSONResponse(body.model_dump(mode="json"))
+def set_login_cookies(response: Response, new: service.NewSession, cookies: CookiePolicy) -> None:
+    """The session, refresh and CSRF cookies of a new session on `response`."""
     _session_cookie(new.carrier, response)
     cookies.set_refresh(response, new.tokens.refresh, new.tokens.refresh_ttl)
     # Bound to this session, so it expires with it (a fresh one comes with each refresh).
     cookies.set_csrf(response, new.csrf_token, new.tokens.session_ttl)
+
+
+def _hand_over(body: BaseModel, new: service.NewSession, cookies: CookiePolicy) -> JSONResponse:
+    """The response of a new session: `body`, the session cookie, the refresh cookie and
+    the CSRF cookie."""
+    response = JSONResponse(body.model_dump(mode="json"))
+    set_login_cookies(response, new, cookies)
     return response
 
 

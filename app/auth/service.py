@@ -189,8 +189,12 @@ async def open_session(
     assurance: Assurance,
     *,
     presented: tuple[str | None, str | None],
+    device: str | None = None,
 ) -> NewSession:
-    """The login's session, once every factor is checked: the presented one ended first."""
+    """The login's session, once every factor is checked: the presented one ended first.
+    `device`: the device cookie the login began with, for a request that cannot carry it
+    (an identity provider's redirect, cross-site: the cookie is SameSite=Strict); by
+    default, the request's own."""
     if any(presented):
         await auth.store.end_login(*presented)
     strategy.assurance = assurance
@@ -199,7 +203,9 @@ async def open_session(
     assert strategy.issued is not None  # write_token ran
     tokens = strategy.issued
     try:
-        minted = await _remember_device(auth, user, tokens.login_id)
+        minted = await _remember_device(
+            auth, user, tokens.login_id, device or auth.devices.presented(auth.request)
+        )
     except BaseException:
         # No login without its record (the device, the notice): it ends here, and the
         # database's outage answers 503.
@@ -213,11 +219,10 @@ async def open_session(
     return new
 
 
-async def _remember_device(auth: Auth, user: User, login_id: str) -> str | None:
+async def _remember_device(auth: Auth, user: User, login_id: str, presented: str | None) -> str | None:
     """The browser is known for the account from now on. A login from a browser it was not
     known for (a new device cookie, or none) is told to the account's address with a link
     that ends this login ("this wasn't me", API.md section 10). Returns a minted cookie."""
-    presented = auth.devices.presented(auth.request)
     async with transaction(auth.sessionmaker) as session:
         known = presented is not None and await devices.is_known_in(session, user.id, presented)
         cookie = presented or auth.devices.mint()

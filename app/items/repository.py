@@ -177,5 +177,11 @@ async def delete(session: AsyncSession, item: Item) -> None:
     await session.flush()
 
 
+async def owned_batch(session: AsyncSession, owner_id: int, *, after: int, limit: int) -> list[Item]:
+    """The owner's items with an id above `after`, by id (a keyset batch: the export)."""
+    statement = select(Item).where(Item.owner_id == owner_id, Item.id > after).order_by(Item.id).limit(limit)
+    return list(await session.scalars(statement))
+
+
 async def owned_by(session: AsyncSession, owner_id: int) -> list[Item]:
     return list(await session.scalars(select(Item).where(Item.owner_id == owner_id).order_by(Item.id)))

@@ -1,6 +1,7 @@
 """Every table, imported once here so that Alembic sees the whole metadata."""
 
 from app.models.account import AccountToken, KnownDevice
+from app.models.identity import OidcIdentity
 from app.models.item import Item
 from app.models.mail import MailOutbox
 from app.models.mfa import Passkey, RecoveryCode, TotpSecret
@@ -14,6 +15,7 @@ __all__ = [
     "Item",
     "KnownDevice",
     "MailOutbox",
+    "OidcIdentity",
     "Passkey",
     "RecoveryCode",
     "SecurityLogEntry",

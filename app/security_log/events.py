@@ -25,6 +25,10 @@ class SecurityEvent(StrEnum):
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     NEW_DEVICE_LOGIN = "new_device_login"
     ACCOUNT_DELETED = "account_deleted"
+    # An identity at an OpenID Connect provider (API.md section 11) became, or stopped
+    # being, a way into the account.
+    IDENTITY_LINKED = "identity_linked"
+    IDENTITY_UNLINKED = "identity_unlinked"
     # Beyond the notices: "this wasn't me" from a new_device_login notice ended a login.
     LOGIN_REPORTED = "login_reported"
     # Personal access tokens (API.md section 11); `details` names the token, never its value.

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CursorResult, delete, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import SecurityLogEntry
@@ -27,6 +27,20 @@ async def page_of(
         .offset(offset)
     )
     return list(rows), total or 0
+
+
+async def batch_of(
+    session: AsyncSession, user_id: int, *, before: SecurityLogEntry | None, limit: int
+) -> list[SecurityLogEntry]:
+    """One user's events, newest first, from just before `before` (a keyset batch: the
+    export; the order of page_of)."""
+    statement = select(SecurityLogEntry).where(SecurityLogEntry.user_id == user_id)
+    if before is not None:
+        key = tuple_(SecurityLogEntry.created_at, SecurityLogEntry.id)
+        bound = tuple_(literal(before.created_at, SecurityLogEntry.created_at.type), literal(before.id))
+        statement = statement.where(key < bound)
+    order = (SecurityLogEntry.created_at.desc(), SecurityLogEntry.id.desc())
+    return list(await session.scalars(statement.order_by(*order).limit(limit)))
 
 
 async def delete_older_than(session: AsyncSession, cutoff: datetime, *, batch: int) -> int:

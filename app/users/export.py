@@ -9,17 +9,18 @@ the first byte cuts the download short (the JSON does not parse), and is logged.
 """
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_json
-from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.mfa import repository as factors
 from app.auth.mfa.schemas import PasskeyRead
+from app.auth.oidc import repository as identities
+from app.auth.oidc.schemas import IdentityRead
 from app.auth.principal import Principal
 from app.auth.schemas import UserRead
 from app.auth.sessions.types import SessionStore
@@ -27,8 +28,10 @@ from app.auth.tokens import repository as token_rows
 from app.auth.tokens.schemas import TokenRead
 from app.db import get_row, utcnow
 from app.errors import AppError, ErrorCode
+from app.items import repository as item_rows
 from app.items.schemas import ItemRead
 from app.models import Item, SecurityLogEntry, User
+from app.security_log import repository as event_rows
 from app.security_log.schemas import SecurityEventRead
 from app.users.schemas import SessionRead, session_reads
 
@@ -36,6 +39,20 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 _SESSIONS = TypeAdapter(list[SessionRead])
+
+
+async def _items(session: AsyncSession, user_id: int, last: Item | None) -> list[Item]:
+    rows = await item_rows.owned_batch(session, user_id, after=last.id if last else 0, limit=BATCH)
+    session.expunge_all()  # the batch's objects go once serialised: memory stays one batch
+    return rows
+
+
+async def _events(
+    session: AsyncSession, user_id: int, last: SecurityLogEntry | None
+) -> list[SecurityLogEntry]:
+    rows = await event_rows.batch_of(session, user_id, before=last, limit=BATCH)
+    session.expunge_all()
+    return rows
 
 
 def filename(now: datetime) -> str:
@@ -65,17 +82,21 @@ async def _document(
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield b'{"user":' + user.model_dump_json().encode()
             yield b',"items":'
-            async for chunk in _array(session, _items(user.id), _item_after, ItemRead):
+            async for chunk in _array(lambda last: _items(session, user.id, last), ItemRead):
                 yield chunk
             yield b',"sessions":' + _SESSIONS.dump_json(sessions)
             passkeys = [
                 PasskeyRead.model_validate(row) for row in await factors.passkeys_of(session, user.id)
             ]
             yield b',"passkeys":' + to_json(passkeys)
+            linked = [
+                IdentityRead.model_validate(row) for row in await identities.identities_of(session, user.id)
+            ]
+            yield b',"identities":' + to_json(linked)
             tokens = [TokenRead.model_validate(row) for row in await token_rows.tokens_of(session, user.id)]
             yield b',"tokens":' + to_json(tokens)
             yield b',"security_events":'
-            async for chunk in _array(session, _events(user.id), _event_before, SecurityEventRead):
+            async for chunk in _array(lambda last: _events(session, user.id, last), SecurityEventRead):
                 yield chunk
             yield b',"exported_at":' + to_json(now) + b"}"
     except Exception as exc:
@@ -87,42 +108,19 @@ async def _document(
         raise
 
 
-def _items(user_id: int) -> Select[tuple[Item]]:
-    return select(Item).where(Item.owner_id == user_id).order_by(Item.id)
-
-
-def _item_after(statement: Select[Any], last: Item) -> Select[Any]:
-    return statement.where(Item.id > last.id)
-
-
-def _events(user_id: int) -> Select[tuple[SecurityLogEntry]]:
-    order = (SecurityLogEntry.created_at.desc(), SecurityLogEntry.id.desc())
-    return select(SecurityLogEntry).where(SecurityLogEntry.user_id == user_id).order_by(*order)
-
-
-def _event_before(statement: Select[Any], last: SecurityLogEntry) -> Select[Any]:
-    # Newest first, as the security log's pages are: keyset on (created_at, id).
-    key = tuple_(SecurityLogEntry.created_at, SecurityLogEntry.id)
-    bound = tuple_(literal(last.created_at, SecurityLogEntry.created_at.type), literal(last.id))
-    return statement.where(key < bound)
-
-
 async def _array(
-    session: AsyncSession,
-    statement: Select[Any],
-    after: Callable[[Select[Any], Any], Select[Any]],
-    schema: type[BaseModel],
+    fetch: Callable[[Any], Awaitable[Sequence[Any]]], schema: type[BaseModel]
 ) -> AsyncIterator[bytes]:
-    """A JSON array of `statement`'s rows as `schema`, BATCH rows per query (keyset)."""
+    """A JSON array of the rows `fetch(last row or None)` returns batch after batch (a
+    keyset: each batch starts after the last row of the one before), as `schema`."""
     yield b"["
-    first, page = True, statement
+    first, last = True, None
     while True:
-        rows: Sequence[Any] = (await session.scalars(page.limit(BATCH))).all()
+        rows = await fetch(last)
         for row in rows:
             yield (b"" if first else b",") + schema.model_validate(row).model_dump_json().encode()
             first = False
         if len(rows) < BATCH:
             break
-        page = after(statement, rows[-1])
-        session.expunge_all()  # the batch's objects go: memory stays one batch
+        last = rows[-1]
     yield b"]"

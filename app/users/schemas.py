@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, EmailStr, Field
 
 from app.auth.mfa.schemas import PasskeyRead
+from app.auth.oidc.schemas import IdentityRead
 from app.auth.schemas import Password, Username, UserRead
 from app.auth.sessions.types import LoginInfo
 from app.auth.tokens.schemas import TokenRead
@@ -81,6 +82,7 @@ class AccountExport(BaseModel):
     items: list[ItemRead]
     sessions: list[SessionRead]
     passkeys: list[PasskeyRead]
+    identities: list[IdentityRead] = Field(description="Identities at sign-in providers (API.md section 11).")
     tokens: list[TokenRead] = Field(
         description="Personal access tokens: their names and scopes, never a token."
     )

@@ -28,6 +28,7 @@ async def test_the_export_holds_the_account_and_no_secret(mail_client):
         "items",
         "sessions",
         "passkeys",
+        "identities",  # at sign-in providers (API.md section 11)
         "tokens",
         "security_events",
         "exported_at",

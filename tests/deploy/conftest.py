@@ -11,6 +11,7 @@ what the backends see as the client address is checkable.
 """
 
 import itertools
+import json
 import shutil
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ import pytest
 from tests.conftest import REDIS_URL, TEST_DATABASE, drop_database, recreate_database
 from tests.fixtures.client import ApiClient
 from tests.fixtures.dns import DnsServer, dns_server
+from tests.fixtures.oidc import CLIENT_ID, CLIENT_SECRET
 from tests.fixtures.server import free_port, stop, wait_until_live
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +108,9 @@ class Edge:
     backends: list[Backend]
     dns: DnsServer
     log_path: Path
+    # The port the backends expect their OpenID Connect provider "test" on
+    # (tests/deploy/test_browser_oidc.py starts it there).
+    oidc_port: int = 0
     clients: list[ApiClient] = field(default_factory=list)
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -206,9 +211,20 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
 
     database_url = anyio.run(recreate_database, DATABASE)
     home = tmp_path_factory.mktemp("edge")
+    ports = (free_port(), free_port(), free_port())
+    oidc_port = free_port()
+    oidc = {
+        "name": "test",
+        "issuer": f"http://127.0.0.1:{oidc_port}",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "allow_http": True,
+    }
     shared = {
         "REDIS_KEY_PREFIX": f"edge:{uuid.uuid4().hex[:8]}:",
         "SECRET_KEY": "edge-test-secret-key-" + uuid.uuid4().hex,
+        # Contacted only when a sign-in starts: no provider needs to run for the other tests.
+        "OIDC_PROVIDERS": json.dumps([oidc]),
     }
     backend_port = free_port()
     backends = []
@@ -225,7 +241,6 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         for backend in backends:
             backend.wait_until_live()
         with dns_server(SERVICE_NAME, REPLICAS) as dns:
-            ports = (free_port(), free_port(), free_port())
             caddy_home = home / "caddy"
             caddy_home.mkdir()
             edge = Edge(
@@ -236,6 +251,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
                 backends=backends,
                 dns=dns,
                 log_path=caddy_home / "log",
+                oidc_port=oidc_port,
             )
             with edge.log_path.open("wb") as log:
                 caddy_process = subprocess.Popen(

@@ -45,6 +45,7 @@ APP_TABLES = {
     "known_device",
     "account_token",
     "access_token",
+    "oidc_identity",
 }
 LOWER_INDEXES = {"uq_user_email_lower": "email", "uq_user_username_lower": "username"}
 

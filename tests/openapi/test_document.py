@@ -151,7 +151,7 @@ async def test_every_authenticating_operation_documents_what_a_bearer_header_can
 async def test_every_error_response_is_the_envelope(document):
     for method, path, operation in operations(document):
         for status, response in operation["responses"].items():
-            if status.startswith("2"):
+            if status.startswith(("2", "3")):  # a redirect (the OIDC routes) has no body
                 continue
             assert response["content"] == {"application/json": {"schema": {"$ref": ENVELOPE_REF}}}, (
                 method,

@@ -53,11 +53,12 @@ return 1
 class PendingStep:
     user_id: int | None  # None: a passkey login, whose user the passkey will tell
     failures: int
+    first: str = "pwd"  # the amr of the factor the login began with (a password, a provider)
 
 
 class Challenges(Protocol):
-    async def open(self, user_id: int | None) -> str:
-        """A new pending step; its cookie value."""
+    async def open(self, user_id: int | None, first: str = "pwd") -> str:
+        """A new pending step after the factor `first` (an amr value); its cookie value."""
         ...
 
     async def get(self, cookie: str) -> PendingStep | None: ...
@@ -94,20 +95,22 @@ class RedisChallenges:
     def _key(self, cookie: str) -> str:
         return f"{self.prefix}mfa:{_hash(cookie)}"
 
-    async def open(self, user_id: int | None) -> str:
+    async def open(self, user_id: int | None, first: str = "pwd") -> str:
         cookie = new_cookie()
         key = self._key(cookie)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"uid": "" if user_id is None else str(user_id), "fails": 0})
+            uid = "" if user_id is None else str(user_id)
+            pipe.hset(key, mapping={"uid": uid, "fails": 0, "first": first})
             pipe.expire(key, STEP_SECONDS)
             await pipe.execute()
         return cookie
 
     async def get(self, cookie: str) -> PendingStep | None:
-        uid, fails = await self.redis.hmget(self._key(cookie), ["uid", "fails"])  # type: ignore[misc]
+        uid, fails, first = await self.redis.hmget(self._key(cookie), ["uid", "fails", "first"])  # type: ignore[misc]
         if fails is None:
             return None
-        return PendingStep(int(uid) if uid else None, int(fails))
+        first = first.decode() if isinstance(first, bytes) else first
+        return PendingStep(int(uid) if uid else None, int(fails), first or "pwd")
 
     async def fail(self, cookie: str) -> int:
         return int(await self._fail(keys=[self._key(cookie)], args=[MAX_FAILURES]))
@@ -136,6 +139,7 @@ class _Step:
     expires: float
     failures: int = 0
     webauthn: str | None = None
+    first: str = "pwd"
 
 
 class MemoryChallenges:
@@ -152,17 +156,17 @@ class MemoryChallenges:
             return None
         return step
 
-    async def open(self, user_id: int | None) -> str:
+    async def open(self, user_id: int | None, first: str = "pwd") -> str:
         now = time.time()
         for key in [key for key, step in self.steps.items() if step.expires <= now]:
             del self.steps[key]
         cookie = new_cookie()
-        self.steps[_hash(cookie)] = _Step(user_id, now + STEP_SECONDS)
+        self.steps[_hash(cookie)] = _Step(user_id, now + STEP_SECONDS, first=first)
         return cookie
 
     async def get(self, cookie: str) -> PendingStep | None:
         step = self._step(cookie)
-        return PendingStep(step.user_id, step.failures) if step else None
+        return PendingStep(step.user_id, step.failures, step.first) if step else None
 
     async def fail(self, cookie: str) -> int:
         step = self._step(cookie)

@@ -110,7 +110,7 @@ async def verify_step(
     if not user.is_active:
         audit(mfa.request, "mfa_verify", "inactive", actor=user.id)
         raise AppError(ErrorCode.USER_INACTIVE)
-    assurance = Assurance(2, ("pwd", AMR[proof.method]), time.time())
+    assurance = Assurance(2, (step.first, AMR[proof.method]), time.time())
     return user, await open_session(mfa.auth, strategy, user, assurance, presented=presented)
 
 

@@ -1,8 +1,8 @@
 """access tokens: personal access tokens for scripts (API.md section 11), stored hashed
 
 Revision ID: c8f2e6a4d1b3
-Revises: b3d9f6a2c8e1
-Create Date: 2026-12-03 06:20:00
+Revises: d4e7a9c2b6f1
+Create Date: 2026-12-03 07:10:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'c8f2e6a4d1b3'
-down_revision: str | None = 'b3d9f6a2c8e1'
+down_revision: str | None = 'd4e7a9c2b6f1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
