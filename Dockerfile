@@ -1,17 +1,27 @@
 # syntax=docker/dockerfile:1
 # Two stages: the build stage has pip's caches and any compiler a wheel might need;
 # the runtime stage gets only the finished virtualenv and the code.
-FROM python:3.11-slim-bookworm AS build
+# The base image is a build argument so that machines without registry access can build
+# on a stand-in (docker/local-images.sh); everywhere else it is the official image.
+# Both stages must use the same one: the virtualenv links to the base's python.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 # requirements.txt only: the test tools of requirements-dev.txt have no place in production.
 COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+# Behind a TLS-intercepting proxy (a company network), pass a CA bundle that includes its
+# CA as the optional secret `ca` (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`):
+# pip trusts it for this step only, and it is in no layer of either stage.
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -36,6 +36,11 @@ edge:
 test: $(VENV)/.dev
 	@command -v caddy >/dev/null || echo "make test: caddy is not installed: SKIPPING the edge, scale-out and browser tests (apt-get install caddy chromium)"
 	@command -v chromium >/dev/null || echo "make test: chromium is not installed: SKIPPING the browser tests (apt-get install chromium)"
+	@if command -v podman >/dev/null; then \
+	  echo "make test: podman found: tests/containers build the image and run the compose stack in it (about 4 min, plus about 9 min once per machine for the stand-in base images; figures at the end)"; \
+	else \
+	  echo "make test: podman is not installed: SKIPPING the container tests (tests/containers; apt-get install podman runc netavark aardvark-dns debootstrap)"; \
+	fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

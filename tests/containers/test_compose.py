@@ -1,0 +1,244 @@
+"""docker-compose.yml run by podman-compose on the stand-in images, with two backend
+replicas: what is published, the networks, the SPA and the API through Caddy over https
+(with podman's DNS answering the service name once per replica), a replica stopped
+during a run of reads, and the data surviving `down` and `up`.
+
+The tests run in file order on one stack (module scope): each leaves it as it found it."""
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.containers.conftest import FIGURES, RUN_ID
+from tests.containers.podman import Made, inspect, podman, wait_healthy
+from tests.containers.stack import Stack, random_subnet
+from tests.fixtures.client import API, ApiClient, login, register, unique
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow]
+
+ME = ("GET", f"{API}/users/me", 200)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    standins: dict[str, str], image: str, made: Made, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    project = f"cstest{RUN_ID}"
+    made.projects.append(project)
+    stack = Stack(
+        project=project,
+        directory=tmp_path_factory.mktemp("compose") / project,
+        images={**standins, "BACKEND_IMAGE": image},
+        subnet=random_subnet(),
+    )
+    stack.write_files()
+    try:
+        FIGURES["compose up --scale backend=2 (fresh volumes, to healthy and proxying)"] = (
+            f"{stack.up():.1f} s"
+        )
+        yield stack
+    finally:
+        try:
+            stack.down("--volumes")
+        except AssertionError:
+            pass  # Made.remove_all sweeps by label what down left
+
+
+@pytest.fixture
+async def edge(stack: Stack) -> AsyncIterator[Stack]:
+    yield stack
+    while stack.clients:
+        await stack.clients.pop().aclose()
+
+
+def test_only_caddy_publishes_ports_and_the_data_stores_are_internal(stack: Stack) -> None:
+    published = {}
+    networks = {}
+    for name in stack.containers():
+        container = inspect("container", name)
+        # Exposed but unpublished ports are listed too, without bindings.
+        bindings = {
+            port: binds for port, binds in (container["HostConfig"]["PortBindings"] or {}).items() if binds
+        }
+        if bindings:
+            published[stack.service_of(name)] = {
+                port: [(b["HostIp"], b["HostPort"]) for b in binds] for port, binds in bindings.items()
+            }
+        networks[name] = {
+            net.removeprefix(f"{stack.project}_") for net in container["NetworkSettings"]["Networks"]
+        }
+    assert set(published) == {"caddy"}, published
+    assert all(ip == "127.0.0.1" for binds in published["caddy"].values() for ip, _ in binds)
+    assert set(published["caddy"]) == {"80/tcp", "443/tcp", "443/udp"}
+
+    assert networks[stack.container("caddy")] == {"edge"}
+    assert {frozenset(networks[name]) for name in stack.containers("backend")} == {
+        frozenset({"edge", "internal"})
+    }
+    assert networks[stack.container("db")] == networks[stack.container("redis")] == {"internal"}
+    edge_net = inspect("network", f"{stack.project}_edge")
+    assert [subnet["subnet"] for subnet in edge_net["subnets"]] == [stack.subnet]
+    assert inspect("network", f"{stack.project}_internal")["internal"] is True
+
+
+def test_services_start_in_depends_on_order(stack: Stack) -> None:
+    def started(name: str) -> str:
+        return inspect("container", name)["State"]["StartedAt"]
+
+    stores = max(started(stack.container("db")), started(stack.container("redis")))
+    backends = [started(name) for name in stack.containers("backend")]
+    assert len(backends) == 2
+    assert stores < min(backends)
+    assert max(backends) < started(stack.container("caddy"))
+
+
+async def test_the_spa_and_the_api_through_caddy_over_https(edge: Stack) -> None:
+    client = edge.client()
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert (await client.get("/some/spa/route")).text == page.text
+    assert (await client.get("/metrics")).status_code == 404
+
+    account = await register(client)
+    await login(client, account)
+    assert (await client.get(f"{API}/users/me")).json()["id"] == account.id
+
+    ws_url = edge.base_url.replace("https://", "wss://") + f"{API}/ws"
+    cookie = f"__Host-session={client.session_token}"
+    async with connect(
+        ws_url,
+        ssl=edge.ssl_context(),
+        additional_headers={"Cookie": cookie, "Origin": edge.base_url},
+        open_timeout=10,
+    ) as ws:
+        title = unique("compose-")
+        created = await client.post(f"{API}/items", json={"title": title, "is_private": True})
+        assert created.status_code == 201, created.text
+        async with asyncio.timeout(10):
+            while (message := json.loads(await ws.recv()))["type"] == "ping":
+                pass
+    assert message["type"] == "item.created"
+    assert message["item"]["title"] == title
+
+    # Caddy found both replicas under the one service name (podman's DNS) and uses both.
+    replicas = edge.containers("backend")
+    before = [edge.backend_metric(name, *ME) for name in replicas]
+    for _ in range(30):
+        assert (await client.get(f"{API}/users/me")).status_code == 200
+    after = [edge.backend_metric(name, *ME) for name in replicas]
+    assert all(now > then for now, then in zip(after, before, strict=True)), (before, after)
+
+
+async def read_until(client: ApiClient, deadline: float, outcomes: Counter[str], failures: list[str]) -> None:
+    paths = [f"{API}/users/me", f"{API}/items?limit=5"]
+    turn = 0
+    while time.monotonic() < deadline:
+        try:
+            response = await client.get(paths[turn % 2])
+            outcomes[str(response.status_code)] += 1
+            if response.status_code != 200:
+                failures.append(
+                    f"{response.status_code} {response.headers.get('x-request-id')} {response.text}"
+                )
+        except httpx.HTTPError as exc:
+            outcomes[type(exc).__name__] += 1
+            failures.append(repr(exc))
+        turn += 1
+
+
+async def test_stopping_a_replica_during_reads_fails_no_request(edge: Stack) -> None:
+    readers = []
+    for _ in range(4):
+        client = edge.client()
+        await login(client, await register(client))
+        readers.append(client)
+    victim = edge.containers("backend")[1]
+    served_before = edge.backend_metric(victim, *ME)
+
+    outcomes: Counter[str] = Counter()
+    failures: list[str] = []
+    started = time.monotonic()
+    tasks = [
+        asyncio.create_task(read_until(client, started + 10.0, outcomes, failures)) for client in readers
+    ]
+    try:
+        await asyncio.sleep(2.0)
+        assert edge.backend_metric(victim, *ME) > served_before, "the victim served nothing before the stop"
+        before_stop = sum(outcomes.values())
+        stop_started = time.monotonic()
+        # As `docker compose stop` or a deploy does: SIGTERM, then the grace period.
+        await asyncio.to_thread(podman, "stop", "--time", "30", victim)
+        stop_took = time.monotonic() - stop_started
+        at_stop = sum(outcomes.values())
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        podman("start", victim, check=False)
+        wait_healthy([victim])
+    total = sum(outcomes.values())
+    FIGURES["replica stop during reads"] = (
+        f"4 readers for 10 s: {total} reads, {outcomes['200']} answered 200 "
+        f"({before_stop} before the stop, {at_stop - before_stop} while `podman stop` ran "
+        f"({stop_took:.2f} s), {total - at_stop} after); outcomes {dict(outcomes)}"
+    )
+    if failures:
+        caddy_log = podman("logs", edge.container("caddy")).stderr
+        errors = [
+            line for line in caddy_log.splitlines() if '"level":"error"' in line or '"status":5' in line
+        ]
+        raise AssertionError(f"{dict(outcomes)}\n{failures}\n" + "\n".join(errors[-20:]))
+    assert set(outcomes) == {"200"}, outcomes
+    assert total > at_stop + 20, (at_stop, outcomes)
+
+
+async def test_down_and_up_keeps_users_items_sessions_and_the_ca(edge: Stack) -> None:
+    client = edge.client()
+    account = await register(client)
+    await login(client, account)
+    created = await client.post(f"{API}/items", json={"title": unique("kept-"), "is_private": True})
+    assert created.status_code == 201
+    item = created.json()
+    ca_before = edge.ca_file.read_text()
+    aof = podman("exec", edge.container("redis"), "ls", "/data/appendonlydir").stdout.split()
+    assert any(name.endswith(".aof") for name in aof), aof
+
+    output = edge.down()
+    assert edge.containers() == [], output[-4000:]
+    volumes = podman(
+        "volume",
+        "ls",
+        "--filter",
+        f"label=com.docker.compose.project={edge.project}",
+        "--format",
+        "{{.Name}}",
+    ).stdout.split()
+    assert {name.removeprefix(f"{edge.project}_") for name in volumes} >= {
+        "db_data",
+        "redis_data",
+        "caddy_data",
+    }
+
+    FIGURES["compose up --scale backend=2 again (kept volumes, to healthy and proxying)"] = (
+        f"{edge.up():.1f} s"
+    )
+    # The same internal CA (caddy_data kept): the old root still verifies the site.
+    assert Path(edge.ca_file).read_text() == ca_before
+
+    # The same client, its cookies, on new connections to new containers.
+    me = await client.get(f"{API}/users/me")
+    assert me.status_code == 200, me.text  # the session came back from the AOF
+    assert me.json()["id"] == account.id
+    kept = await client.get(f"{API}/items/{item['id']}")
+    assert kept.status_code == 200
+    assert kept.json()["title"] == item["title"]
+    await login(edge.client(), account)
