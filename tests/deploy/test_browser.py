@@ -32,6 +32,7 @@ try:
         ConsoleMessage,
         Locator,
         Page,
+        Request,
         async_playwright,
         expect,
     )
@@ -64,6 +65,13 @@ class Tab:
         page.on("request", lambda request: self.requests.append(f"{request.method} {request.url}"))
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # A request that got no answer at all (the page's "Failed to fetch"): named, with
+        # why. Not one the page gave up itself (a reload or a closed tab aborts its fetches).
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request: "Request") -> None:
+        if request.failure != "net::ERR_ABORTED":
+            self.errors.append(f"no answer: {request.method} {request.url}: {request.failure}")
 
     def _console(self, message: "ConsoleMessage") -> None:
         # The browser's own line for every 4xx the page handles (an anonymous /users/me).

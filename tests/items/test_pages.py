@@ -27,6 +27,10 @@ async def seed(
         "FROM generate_series(1, :count) AS n"
     )
     async with state_of(app)[SESSIONMAKER]() as session:
+        # A seed is not a request: the app's statement_timeout (DB_STATEMENT_TIMEOUT_MS) is
+        # for those, and 10,000 rows through the trigram indexes can take longer on a busy
+        # machine.
+        await session.execute(text("SET LOCAL statement_timeout = 0"))
         await session.execute(statement, {"marker": marker, "owner": owner_id, "count": count})
         await session.commit()
 

@@ -16,7 +16,7 @@ async def test_a_password_reset_is_logged(mail_client, inbox):
     reader = make_client()
     await login(reader, account)
     page = await wait_for_events(reader, ["login", "password_reset"])
-    assert page["items"][1]["details"] == {"sessions_revoked": 0}
+    assert page["items"][1]["details"] == {"sessions_revoked": 0, "tokens_revoked": 0}
 
 
 async def test_totp_its_logins_recovery_codes_and_reauthentication_are_logged(make_client):
