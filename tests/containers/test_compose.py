@@ -13,14 +13,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.containers.conftest import FIGURES, RUN_ID
 from tests.containers.podman import Made, inspect, podman, wait_healthy
 from tests.containers.stack import Stack, random_subnet
-from tests.fixtures.client import API, ApiClient, login, register, unique
+from tests.fixtures.client import API, login, register, unique
+from tests.fixtures.reads import read_until
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -137,23 +137,6 @@ async def test_the_spa_and_the_api_through_caddy_over_https(edge: Stack) -> None
         assert (await client.get(f"{API}/users/me")).status_code == 200
     after = [edge.backend_metric(name, *ME) for name in replicas]
     assert all(now > then for now, then in zip(after, before, strict=True)), (before, after)
-
-
-async def read_until(client: ApiClient, deadline: float, outcomes: Counter[str], failures: list[str]) -> None:
-    paths = [f"{API}/users/me", f"{API}/items?limit=5"]
-    turn = 0
-    while time.monotonic() < deadline:
-        try:
-            response = await client.get(paths[turn % 2])
-            outcomes[str(response.status_code)] += 1
-            if response.status_code != 200:
-                failures.append(
-                    f"{response.status_code} {response.headers.get('x-request-id')} {response.text}"
-                )
-        except httpx.HTTPError as exc:
-            outcomes[type(exc).__name__] += 1
-            failures.append(repr(exc))
-        turn += 1
 
 
 async def test_stopping_a_replica_during_reads_fails_no_request(edge: Stack) -> None:

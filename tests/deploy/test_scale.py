@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from tests.deploy.conftest import CSRF_COOKIE, LOGIN_RATE_LIMIT, SESSION_COOKIE, Backend, Edge
 from tests.fixtures.client import API, ApiClient, login, register, unique
+from tests.fixtures.reads import read_until
 
 pytestmark = pytest.mark.slow
 
@@ -104,19 +105,6 @@ async def test_a_change_on_one_replica_reaches_a_socket_on_the_other(edge_client
                 pass
     assert message["type"] == "item.created"
     assert message["item"]["title"] == title
-
-
-async def read_until(client: ApiClient, deadline: float, outcomes: Counter[str]) -> None:
-    """GETs of the user's page and the item list, back to back, until `deadline`."""
-    paths = [f"{API}/users/me", f"{API}/items?limit=5"]
-    turn = 0
-    while time.monotonic() < deadline:
-        try:
-            response = await client.get(paths[turn % 2])
-            outcomes[str(response.status_code)] += 1
-        except httpx.HTTPError as exc:
-            outcomes[type(exc).__name__] += 1
-        turn += 1
 
 
 async def test_killing_a_replica_during_reads_fails_no_request(edge_clients: Edge) -> None:
