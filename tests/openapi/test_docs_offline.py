@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.announce import announce
 from tests.fixtures.client import API, PASSWORD, unique
 from tests.fixtures.server import free_port, stop, wait_until_live
 
@@ -47,7 +48,7 @@ except ImportError:  # requirements-dev.txt installs it
 
 
 @pytest.fixture(scope="module")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def embedded_server(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[str]:
     """`make run`'s server on a free port, in a directory of its own (no .env, no data/)."""
     home = tmp_path_factory.mktemp("make-run")
     port = free_port()
@@ -66,6 +67,10 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=home, env=env, stdout=output, stderr=subprocess.STDOUT)
+    announce(
+        pytestconfig,
+        f"tests/openapi: started uvicorn on the embedded default (pid {process.pid}) on {base_url}",
+    )
     try:
         wait_until_live(process, base_url, log.read_text, timeout=60)
         yield base_url
@@ -74,13 +79,14 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def browser() -> AsyncIterator["Browser"]:
+async def browser(pytestconfig: pytest.Config) -> AsyncIterator["Browser"]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium): the browser tests need it")
     if async_playwright is None:
         pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        announce(pytestconfig, f"tests/openapi: started headless {CHROMIUM} {launched.version} (Playwright)")
         yield launched
         await launched.close()
 
