@@ -1,11 +1,19 @@
-# Thin wrappers over the virtualenv. `make run` and `make test` are the front door.
+# Thin wrappers over the virtualenv. `make run` and `make test` are the front door;
+# `make help` lists the targets (the first `##` line above each is its summary).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run edge test lint typecheck migrate revision bench clean
+.DEFAULT_GOAL := help
+.PHONY: help run edge test lint typecheck hooks migrate revision bench clean
+
+## List the targets, one line each.
+help:
+	@awk '/^## / { if (!summary) summary = substr($$0, 4); next } \
+	     /^[a-z][a-z-]*:/ { if (summary) printf "  make %-10s %s\n", substr($$1, 1, length($$1) - 1), summary } \
+	     { summary = "" }' $(MAKEFILE_LIST)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +27,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-## Start on http://127.0.0.1:8000 (embedded default unless DATABASE_URL/REDIS_URL are set).
+## Serve the API on http://127.0.0.1:8000 (embedded default unless DATABASE_URL/REDIS_URL are set).
 run: $(VENV)/.runtime
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --ws-per-message-deflate false --ws-max-size 65536 --ws app.live.protocol:LiveWebSocketProtocol
 
@@ -31,8 +39,10 @@ edge:
 	XDG_DATA_HOME=$(CURDIR)/data/caddy XDG_CONFIG_HOME=$(CURDIR)/data/caddy \
 	caddy run --config Caddyfile --adapter caddyfile
 
-## The whole suite against the local PostgreSQL and Redis (see tests/conftest.py).
-## tests/deploy also runs Caddy and Chromium from Debian's packages when they are installed.
+## The whole suite (PYTEST_ARGS="tests/items -k cursor" for part of it).
+## PostgreSQL and Redis: the running ones when they answer, else throwaway servers started
+## from the installed programs (tests/fixtures/backing.py). tests/deploy also runs Caddy
+## and Chromium from Debian's packages when they are installed.
 test: $(VENV)/.dev
 	@command -v caddy >/dev/null || echo "make test: caddy is not installed: SKIPPING the edge, scale-out and browser tests (apt-get install caddy chromium)"
 	@command -v chromium >/dev/null || echo "make test: chromium is not installed: SKIPPING the browser tests (apt-get install chromium)"
@@ -43,25 +53,34 @@ test: $(VENV)/.dev
 	fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## ruff check and ruff format --check, as the pre-commit hooks run them.
 lint: $(VENV)/.dev
 	$(BIN)/ruff check app alembic tests bench
 	$(BIN)/ruff format --check app alembic tests bench
 
+## mypy on app/, as the pre-commit hook runs it.
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy app
 
+## alembic upgrade head on DATABASE_URL.
 migrate: $(VENV)/.runtime
 	$(BIN)/alembic upgrade head
 
-## make revision m="add a column"
+## A new Alembic revision from the models: make revision m="add a column".
 revision: $(VENV)/.runtime
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
-## The benchmarks of bench/ (needs wrk): users/me against /healthz, every request next to a bare
+## The benchmarks, about six minutes (needs wrk; BENCH_ARGS="--help" lists the options).
+## The benchmarks of bench/: users/me against /healthz, every request next to a bare
 ## FastAPI app, a login storm, the WebSocket fan-out, GET /items on 1k and 1M items.
 ## make bench BENCH_ARGS="--duration 5 --skip-fanout" (python -m bench --help lists them).
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+## Install the pre-commit hooks (.pre-commit-config.yaml) into this clone's .git.
+hooks: $(VENV)/.dev
+	$(BIN)/pre-commit install
+
+## Remove the virtualenv, the embedded default's data and pytest's cache.
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -17,6 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api import include_routers
+from app.api.docs import DocsPolicyMiddleware, create_fastapi
 from app.api.openapi import install_openapi
 from app.auth.account.devices import DEVICES, DeviceCookies
 from app.auth.backend import BACKEND, create_backend
@@ -110,13 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
     configure_sentry(settings)
-    app = FastAPI(
+    app = create_fastapi(
+        docs=settings.show_docs,
         title="Cookie-session backend",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs" if settings.show_docs else None,
-        redoc_url="/redoc" if settings.show_docs else None,
-        openapi_url="/openapi.json" if settings.show_docs else None,
         telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     # What the middleware and the routes' documentation need exists before the lifespan runs.
@@ -139,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the CSRF check sees them.
+    if settings.show_docs:
+        app.add_middleware(DocsPolicyMiddleware)
     app.add_middleware(CsrfMiddleware, signer=csrf, cookies=cookies, trusted_origins=settings.cors_origins)
     if settings.cors_origins:
         app.add_middleware(

@@ -13,6 +13,7 @@ import sys
 from app.live.hub import MAX_SOCKETS_PER_USER
 from bench import bearer, fanout, hotpath, login_storm, scale, versus
 from bench.common import SESSION_COOKIE, BenchError
+from bench.progress import plan
 from bench.server import login_session, owned_backends, server
 from bench.storm_worker import STORM_WORKER, storm_worker
 from tests.fixtures.server import free_port
@@ -69,9 +70,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--skip-versus", action="store_true", help="skip the comparison with a bare FastAPI app"
     )
-    parser.add_argument(
-        "--skip-bearer", action="store_true", help="skip users/me by token against by cookie"
-    )
+    parser.add_argument("--skip-bearer", action="store_true", help="skip users/me by token against by cookie")
     parser.add_argument(
         "--versus-repetitions", type=int, default=3, help="interleaved runs against the bare app (default 3)"
     )
@@ -96,28 +95,31 @@ def parse_args() -> argparse.Namespace:
 
 def bench(args: argparse.Namespace) -> bool:
     """Every phase not skipped, in order; whether the hot path meets its target."""
+    progress = plan(args)
+    print(f"phases: {', '.join(name for name, _ in progress.phases)}", flush=True)
     with owned_backends(args.postgres_url, args.database, args.redis_url) as env:
         with server(env, free_port(), ws_deflate=args.fanout_deflate) as (base_url, pid):
             cookie = f"{SESSION_COOKIE}={login_session(base_url)}"
             print("registered and logged in a user")
-            meets = hotpath.run(base_url, cookie, args)
+            with progress.phase("users/me against /healthz"):
+                meets = hotpath.run(base_url, cookie, args)
             if not args.skip_versus:
-                print()
-                versus.run(base_url, cookie, env, args)
+                with progress.phase("every request next to a bare FastAPI app"):
+                    versus.run(base_url, cookie, env, args)
             if not args.skip_bearer:
-                print()
-                bearer.run(base_url, cookie, args)
+                with progress.phase("users/me by token against by cookie"):
+                    bearer.run(base_url, cookie, args)
             if not args.skip_login_storm:
-                print()
-                login_storm.run(base_url, cookie, args)
+                with progress.phase("users/me and items during a login storm"):
+                    login_storm.run(base_url, cookie, args)
             if not args.skip_fanout:
-                print()
-                fanout.run(base_url, pid, args)
+                with progress.phase(f"fan-out to {args.fanout_sockets:,} WebSockets"):
+                    fanout.run(base_url, pid, args)
         # Where a phase with server processes of its own plugs in (bench/__init__.py): after the
         # shared one has stopped, so that the two do not compete for the cores.
     if not args.skip_scale:
-        print()
-        scale.run(args)
+        with progress.phase("GET /items on 1k and 1M items"):
+            scale.run(args)
     return meets
 
 
@@ -125,6 +127,8 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == STORM_WORKER:  # the login storm's load generator
         return storm_worker(sys.argv[2], sys.argv[3:])
     args = parse_args()
+    # Each line as it is printed, also through a pipe (make bench | tee bench.log).
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if shutil.which("wrk") is None:
         print("wrk is not installed; install it first (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 1

@@ -5,6 +5,9 @@ Isolation is by data, not by rollback: every test makes its own users and items
 (unique names), because the code under test commits, runs after-commit hooks and
 races real transactions (concurrent registrations), which a rolled-back outer
 transaction would hide. Nothing outside our database and our key prefix is touched.
+
+PostgreSQL and Redis are the ones at TEST_POSTGRES_URL and TEST_REDIS_URL when they
+answer; when one does not, the run starts a throwaway one (tests/fixtures/backing.py).
 """
 
 import os
@@ -26,15 +29,34 @@ from app.main import create_app
 from app.models import User
 from app.ops.bootstrap import migrate
 from app.state import state_of
+from tests.fixtures.backing import for_the_run
 from tests.fixtures.client import Account, ApiClient, login, register
 from tests.fixtures.smtp import Inbox, smtp_server
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# The configured servers when they answer, else throwaway ones of the run's own.
+BACKING = for_the_run(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432"),
+    os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
+)
+POSTGRES_URL = BACKING.postgres_url
+REDIS_URL = BACKING.redis_url
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "app_test")
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 
 ClientFactory = Callable[..., ApiClient]
+
+
+def pytest_configure() -> None:
+    if BACKING.problem:
+        raise pytest.UsageError(f"make test: {BACKING.problem}")
+
+
+def pytest_report_header() -> list[str]:
+    return [f"PostgreSQL and Redis: {line}" for line in BACKING.report]
+
+
+def pytest_unconfigure() -> None:
+    BACKING.close()
 
 
 async def drop_database(name: str) -> None:

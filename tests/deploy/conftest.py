@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, TEST_DATABASE, drop_database, recreate_database
+from tests.fixtures.announce import announce
 from tests.fixtures.client import ApiClient
 from tests.fixtures.dns import DnsServer, dns_server
 from tests.fixtures.oidc import CLIENT_ID, CLIENT_SECRET
@@ -204,7 +205,7 @@ def _wait_for_edge(process: subprocess.Popen[bytes], edge: Edge, timeout: float 
 
 
 @pytest.fixture(scope="session")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def edge(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Edge]:
     """Two replicas behind Caddy, for the whole run (tests that kill a replica start it again)."""
     requires_caddy()
     import anyio
@@ -238,6 +239,11 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         # Together, as `docker compose up --scale backend=2` starts them: both migrate.
         for backend in backends:
             backend.start()
+        started = ", ".join(f"pid {b.process.pid} on {b.base_url}" for b in backends if b.process)
+        announce(
+            pytestconfig,
+            f"tests/deploy: started docker/entrypoint.sh twice (migrate, then uvicorn): {started}",
+        )
         for backend in backends:
             backend.wait_until_live()
         with dns_server(SERVICE_NAME, REPLICAS) as dns:
@@ -261,9 +267,15 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
+            announce(
+                pytestconfig,
+                f"tests/deploy: started caddy (pid {caddy_process.pid}) on {edge.base_url} in front of "
+                f"them, and a DNS server answering {SERVICE_NAME} on {dns.address}",
+            )
             _wait_for_edge(caddy_process, edge)
             yield edge
     finally:
+        announce(pytestconfig, "tests/deploy: stopping caddy and the backends")
         if caddy_process is not None:
             stop(caddy_process)
         for backend in backends:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import SESSION_COOKIE, Edge, requires_caddy
+from tests.fixtures.announce import announce
 from tests.fixtures.client import API, PASSWORD, unique
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ except ImportError:  # requirements-dev.txt installs it
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator["Browser"]:
+async def browser(pytestconfig: pytest.Config) -> AsyncIterator["Browser"]:
     requires_caddy()
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium): the browser tests need it")
@@ -50,6 +51,7 @@ async def browser() -> AsyncIterator["Browser"]:
     async with async_playwright() as playwright:
         # The system's Chromium: Playwright's own browser download is not needed.
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        announce(pytestconfig, f"tests/deploy: started headless {CHROMIUM} {launched.version} (Playwright)")
         yield launched
         await launched.close()
 

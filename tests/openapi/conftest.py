@@ -29,6 +29,7 @@ from tests.conftest import (
     make_settings,
     recreate_database,
 )
+from tests.fixtures.announce import announce
 from tests.fixtures.client import API, PASSWORD
 from tests.fixtures.server import free_port, stop, wait_until_live
 
@@ -80,7 +81,9 @@ def server_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def live_server(redis_prefix: str, server_directory: Path) -> AsyncIterator[LiveServer]:
+async def live_server(
+    redis_prefix: str, server_directory: Path, pytestconfig: pytest.Config
+) -> AsyncIterator[LiveServer]:
     name = f"{TEST_DATABASE}_st"
     database_url = await recreate_database(name)
     await anyio.to_thread.run_sync(migrate, make_settings(database_url, "unused:"))
@@ -99,6 +102,9 @@ async def live_server(redis_prefix: str, server_directory: Path) -> AsyncIterato
             process = subprocess.Popen(
                 command, cwd=server_directory, env=env, stdout=output, stderr=subprocess.STDOUT
             )
+        announce(
+            pytestconfig, f"tests/openapi: started uvicorn for schemathesis (pid {process.pid}) on {base_url}"
+        )
         try:
             await anyio.to_thread.run_sync(wait_until_live, process, base_url, log.read_text)
             yield LiveServer(base_url, log)

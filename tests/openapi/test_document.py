@@ -237,6 +237,31 @@ async def test_a_body_that_is_not_utf8_is_the_documented_400(client):
 # --- on and off (API.md section 8) ------------------------------------------------------------------------
 
 
+async def test_the_docs_pages_load_their_scripts_and_styles_from_the_app(client):
+    for page, kinds in (("/docs", {"javascript", "css"}), ("/redoc", {"javascript"})):
+        response = await client.get(page)
+        assert response.status_code == 200, page
+        # Nothing a browser would fetch from elsewhere: no CDN, no absolute URL at all.
+        assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert assets, page
+        assert all(asset.startswith("/docs/static/") for asset in assets), (page, assets)
+        assert "default-src 'self'" in response.headers["content-security-policy"], page
+        served = set()
+        for asset in assets:
+            file = await client.get(asset)
+            assert file.status_code == 200, asset
+            assert len(file.content) > 1000, asset
+            served |= {kind for kind in kinds if kind in file.headers["content-type"]}
+        assert served == kinds, page
+
+
+async def test_production_serves_no_docs_assets(database_url, redis_prefix):
+    app = create_app(make_settings(database_url, redis_prefix, environment="production"))
+    async with serving(app), client_factory(app)() as client:
+        for asset in ("/docs/static/swagger-ui-bundle.js", "/docs/static/redoc.standalone.js"):
+            assert (await client.get(asset)).status_code == 404, asset
+
+
 async def test_production_serves_no_docs(database_url, redis_prefix):
     app = create_app(make_settings(database_url, redis_prefix, environment="production"))
     async with serving(app), client_factory(app)() as client:
