@@ -11,11 +11,12 @@ Bulk `update()`/`delete()` statements bypass this: change users through the ORM.
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, UOWTransaction
 
 from app.auth.principal import SessionUser, snapshot
 from app.auth.sessions.types import SessionStore
-from app.db import after_commit, before_commit
+from app.db import after_commit, before_commit, get_row
 from app.models import User
 
 PENDING = "pending_user_snapshots"
@@ -63,3 +64,17 @@ def _schedule(session: Session, store: SessionStore, pending: dict[int, Any]) ->
 @event.listens_for(Session, "after_soft_rollback")
 def _discard_on_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(PENDING, None)
+
+
+async def load_snapshot(
+    sessionmaker: async_sessionmaker[AsyncSession], store: SessionStore, user_id: int
+) -> SessionUser | None:
+    """Cache miss (a session's or a bearer token's): read the user once and cache it,
+    unless a newer snapshot landed meanwhile (`only_if_absent`)."""
+    async with sessionmaker() as session:
+        user = await get_row(session, User, user_id)
+    if user is None:
+        return None
+    fresh = snapshot(user)
+    await store.cache_user(fresh, only_if_absent=True)
+    return fresh

@@ -9,33 +9,21 @@ from starlette.requests import HTTPConnection
 
 from app.auth.account.devices import DEVICES
 from app.auth.backend import BACKEND
+from app.auth.cache import load_snapshot
 from app.auth.cookies import COOKIES
 from app.auth.csrf import CSRF
 from app.auth.mfa.challenges import CHALLENGES
-from app.auth.principal import Principal, SessionUser, snapshot
+from app.auth.principal import Principal, SessionUser
 from app.auth.ratelimit import RATE_LIMITS
 from app.auth.service import Auth
 from app.auth.sessions import SESSION_STORE
 from app.auth.tokens import Scope
 from app.auth.tokens import service as tokens
 from app.cookie_header import bearer_token, cookies_of
-from app.db import SESSIONMAKER, get_row
+from app.db import SESSIONMAKER
 from app.errors import AppError, ErrorCode
 from app.metrics import METRICS
-from app.models import User
 from app.state import SETTINGS, state_of
-
-
-async def _load_user(request: HTTPConnection, user_id: int) -> SessionUser | None:
-    """Cache miss: read the user once and cache it, unless a newer snapshot landed meanwhile."""
-    state = state_of(request)
-    async with state[SESSIONMAKER]() as session:
-        user = await get_row(session, User, user_id)
-    if user is None:
-        return None
-    fresh = snapshot(user)
-    await state[SESSION_STORE].cache_user(fresh, only_if_absent=True)
-    return fresh
 
 
 async def authenticate(request: HTTPConnection) -> Principal | None:
@@ -50,7 +38,7 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
     active = await state[SESSION_STORE].read(token)
     if active is None:
         return None
-    user = active.user or await _load_user(request, active.user_id)
+    user = active.user or await load_snapshot(state[SESSIONMAKER], state[SESSION_STORE], active.user_id)
     # A deactivated user's sessions stop working at once, whatever their TTL.
     if user is None or not user.is_active:
         return None

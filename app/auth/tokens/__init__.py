@@ -12,6 +12,7 @@ creating, listing and revoking), repository.py (every SQL on access_token), rout
 """
 
 import hashlib
+import re
 import secrets
 import zlib
 from enum import StrEnum
@@ -21,6 +22,7 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY = 43  # 62**43 > 2**256
 _CHECK = 6  # 62**6 > 2**32
 TOKEN_LENGTH = len(PREFIX) + _BODY + _CHECK
+_SHAPE = re.compile(rf"{PREFIX}([0-9A-Za-z]{{{_BODY}}})([0-9A-Za-z]{{{_CHECK}}})")
 
 
 class Scope(StrEnum):
@@ -51,12 +53,8 @@ def mint() -> str:
 
 def well_formed(token: str) -> bool:
     """Ours by its shape and checksum (no lookup): a guess or a typo fails here."""
-    if len(token) != TOKEN_LENGTH or not token.startswith(PREFIX):
-        return False
-    rest = token[len(PREFIX) :]
-    if not all(c in _ALPHABET for c in rest):
-        return False
-    return secrets.compare_digest(_checksum(rest[:_BODY]), rest[_BODY:])
+    match = _SHAPE.fullmatch(token)
+    return match is not None and secrets.compare_digest(_checksum(match[1]), match[2])
 
 
 def digest(token: str) -> str:

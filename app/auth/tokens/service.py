@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.audit import audit
+from app.auth.cache import load_snapshot
 from app.auth.mail import run_in_background
 from app.auth.principal import Assurance, Principal, SessionUser, snapshot
 from app.auth.sessions import SESSION_STORE
@@ -36,9 +37,9 @@ from app.auth.sessions.types import (
     TokenState,
 )
 from app.auth.tokens import Scope, digest, mint, repository, well_formed
-from app.db import SESSIONMAKER, after_commit, get_row, transaction, utcnow
+from app.db import SESSIONMAKER, after_commit, transaction, utcnow
 from app.errors import AppError, ErrorCode
-from app.models import AccessToken, User
+from app.models import AccessToken
 from app.security_log import SecurityEvent, record_event
 from app.state import state_of
 
@@ -75,7 +76,10 @@ async def authenticate(request: HTTPConnection, credentials: str) -> Principal:
     if found.outcome is TokenState.MISS or found.token is None:
         token, user = await _read_through(state[SESSIONMAKER], store, token_digest)
     else:
-        token, user = found.token, found.user or await _load_user(state[SESSIONMAKER], store, found.token)
+        token, user = (
+            found.token,
+            found.user or await load_snapshot(state[SESSIONMAKER], store, found.token.user_id),
+        )
         if found.touched:
             run_in_background(_record_use(state[SESSIONMAKER], token.token_id))
     if user is None or not user.is_active:
@@ -108,18 +112,6 @@ async def _read_through(
         await store.cache_token(token_digest, token, ttl)  # under the row lock: see above
     await store.cache_user(fresh, only_if_absent=True)
     return token, fresh
-
-
-async def _load_user(
-    sessionmaker: async_sessionmaker[AsyncSession], store: SessionStore, token: CachedToken
-) -> SessionUser | None:
-    async with sessionmaker() as session:
-        user = await get_row(session, User, token.user_id)
-    if user is None:
-        return None
-    fresh = snapshot(user)
-    await store.cache_user(fresh, only_if_absent=True)
-    return fresh
 
 
 async def _record_use(sessionmaker: async_sessionmaker[AsyncSession], token_id: int) -> None:
