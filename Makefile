@@ -49,7 +49,7 @@ test: $(VENV)/.dev
 	@if command -v podman >/dev/null; then \
 	  echo "make test: podman found: tests/containers build the image and run the compose stack in it (about 4 min, plus about 9 min once per machine for the stand-in base images; figures at the end)"; \
 	else \
-	  echo "make test: podman is not installed: SKIPPING the container tests (tests/containers; apt-get install podman runc netavark aardvark-dns debootstrap)"; \
+	  echo "make test: podman is not installed: SKIPPING the container tests (tests/containers; apt-get install podman runc netavark aardvark-dns iptables debootstrap)"; \
 	fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

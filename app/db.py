@@ -13,8 +13,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 from app.config import Settings
+from app.resolver import RESOLVER, Resolver, needs_lookup
 from app.state import Key, state_of
 
 logger = logging.getLogger(__name__)
@@ -92,14 +94,14 @@ class BoundedCloseConnection(asyncpg.Connection):  # type: ignore[misc]
         )
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, resolver: Resolver = RESOLVER) -> AsyncEngine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -125,6 +127,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    _resolve_host_on_connect(engine, settings.db_connect_timeout_seconds, resolver)
+    return engine
+
+
+def _resolve_host_on_connect(engine: AsyncEngine, timeout: float, resolver: Resolver) -> None:
+    """Each new connection's host name through app.resolver (hedged lookups, the last
+    address when the resolver does not answer). Not with TLS: asyncpg verifies the
+    server's name against the host it was given."""
+    url = engine.url
+    if not needs_lookup(url.host) or any(key.startswith("ssl") for key in url.query):
+        return
+    name, port = str(url.host), url.port or 5432
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def resolve(_dialect: Any, _record: Any, _cargs: list[Any], cparams: dict[str, Any]) -> None:
+        # do_connect runs inside the engine's greenlet: the lookup is awaited there.
+        # asyncpg tries a list of hosts in order, as it tries a name's addresses.
+        cparams["host"] = list(await_only(resolver.resolve(name, port, timeout)))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

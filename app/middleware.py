@@ -12,7 +12,7 @@ from app.cookie_header import EMPTY, Cookies, header_of, parse
 from app.errors import ErrorCode, error_response, unavailable
 from app.logs import request_id_var
 from app.metrics import Metrics, RouteTemplates
-from app.outage import is_outage
+from app.outage import describe_outage, is_outage
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("app.access")
@@ -92,7 +92,7 @@ class RequestContextMiddleware:
                 if started:
                     raise
                 if is_outage(exc):
-                    logger.warning("dependency unavailable: %s", type(exc).__name__)
+                    logger.warning("dependency unavailable: %s", describe_outage(exc))
                     response = unavailable()
                 else:
                     logger.exception("unhandled error")

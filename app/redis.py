@@ -1,23 +1,58 @@
 """The Redis client, and auto-pipelining for the one command on every request's path."""
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.exceptions import NoScriptError
 
 from app.config import Settings
+from app.resolver import RESOLVER, Resolver
 
 
-def create_client(settings: Settings) -> Redis:
+class ResolvingConnection(Connection):
+    """A plain TCP connection whose host name goes through app.resolver (hedged lookups,
+    the last address when the resolver does not answer). Not used for rediss://: TLS
+    verifies the name, and redis-py would then be handed an address."""
+
+    def __init__(self, *, resolver: Resolver = RESOLVER, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resolver = resolver
+        self.address: str | None = None
+
+    async def _connect(self) -> None:
+        timeout = self.socket_connect_timeout or 5.0
+        addresses = await self.resolver.resolve(self.host, self.port, timeout)
+        for address in addresses[:-1]:
+            self.address = address
+            try:
+                return await super()._connect()
+            except OSError:
+                continue  # the next address, as asyncio.open_connection does with a name
+        self.address = addresses[-1]
+        await super()._connect()
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        return {**super()._connection_arguments(), "host": self.address or self.host}
+
+
+def create_client(settings: Settings, resolver: Resolver = RESOLVER) -> Redis:
     assert settings.redis_url
     # Bounded waits (REDIS_TIMEOUT_SECONDS): a hanging Redis becomes a 503 within seconds,
     # not a stuck request. The blocking pool queues a burst above max_connections (up to
     # its timeout) instead of failing it at once as the default pool does. The session
     # scripts' deadlines are derived from this client's socket timeout (app/auth/sessions).
     timeout = settings.redis_timeout_seconds
+    plain = (
+        {"connection_class": ResolvingConnection, "resolver": resolver}
+        if urlsplit(settings.redis_url).scheme == "redis"
+        else {}
+    )
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        **plain,
         decode_responses=True,
         max_connections=settings.redis_max_connections,
         timeout=timeout,
@@ -25,7 +60,9 @@ def create_client(settings: Settings) -> Redis:
         socket_timeout=timeout,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so that closing it (the lifespan's end) closes
+    # the connections too; Redis(connection_pool=...) leaves them open.
+    return Redis.from_pool(pool)
 
 
 class AutoPipeline:

@@ -8,7 +8,10 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from app.outage import is_outage
+from app.config import Settings
+from app.outage import describe_outage, is_outage
+from app.redis import create_client
+from tests.fixtures.server import free_port
 
 
 def as_sqlalchemy_raises(driver_error: BaseException) -> BaseException:
@@ -62,3 +65,22 @@ def test_a_dependency_outage_is_503(error):
 )
 def test_a_bug_is_not_an_outage(error):
     assert not is_outage(error)
+
+
+async def test_the_outage_log_line_names_the_cause_and_never_the_address_credentials():
+    """What the operator reads in `dependency unavailable: ...`: the real chain of a refused
+    connection (nothing listens on the port), with the OS's reason, without the password
+    that the configured URL carries."""
+    url = f"redis://:hunter2-in-the-url@127.0.0.1:{free_port()}/0"
+    client = create_client(Settings(_env_file=None, redis_url=url, secret_key="x" * 32))  # type: ignore[call-arg]
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError) as raised:
+            await client.ping()
+    finally:
+        await client.aclose()
+    described = describe_outage(raised.value)
+    assert is_outage(raised.value)
+    assert described.startswith("redis.exceptions.ConnectionError <- ConnectionRefusedError [111] "), (
+        described
+    )
+    assert "hunter2" not in described
