@@ -86,7 +86,18 @@ def cookies_of(scope: MutableMapping[str, Any]) -> Cookies:
 
 
 def bearer_token(authorization: str) -> str | None:
-    """The credentials of an `Authorization: Bearer <token>` header value, else None.
-    Here because the CSRF check and authentication must read it the same way too."""
+    """The credentials of an `Authorization: Bearer <token>` header value, else None."""
     scheme, _, credentials = authorization.partition(" ")
     return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+def script_bearer(
+    scope: MutableMapping[str, Any], authorization: str | None, session_cookie: str
+) -> str | None:
+    """The bearer token a request authenticates with: an `Authorization: Bearer` header on
+    a request without a session cookie (one with it is authenticated by the cookie alone,
+    and keeps its CSRF check: API.md section 11). Here because the CSRF check and
+    authentication must answer this one question the same way."""
+    if not authorization or session_cookie in cookies_of(scope).values:
+        return None
+    return bearer_token(authorization)

@@ -38,6 +38,13 @@ class ResolvingConnection(Connection):
         return {**super()._connection_arguments(), "host": self.address or self.host}
 
 
+def resolving(url: str, resolver: Resolver = RESOLVER) -> dict[str, Any]:
+    """Connection options that send a plain redis:// URL's host name through the resolver."""
+    if urlsplit(url).scheme != "redis":
+        return {}
+    return {"connection_class": ResolvingConnection, "resolver": resolver}
+
+
 def create_client(settings: Settings, resolver: Resolver = RESOLVER) -> Redis:
     assert settings.redis_url
     # Bounded waits (REDIS_TIMEOUT_SECONDS): a hanging Redis becomes a 503 within seconds,
@@ -45,14 +52,9 @@ def create_client(settings: Settings, resolver: Resolver = RESOLVER) -> Redis:
     # its timeout) instead of failing it at once as the default pool does. The session
     # scripts' deadlines are derived from this client's socket timeout (app/auth/sessions).
     timeout = settings.redis_timeout_seconds
-    plain = (
-        {"connection_class": ResolvingConnection, "resolver": resolver}
-        if urlsplit(settings.redis_url).scheme == "redis"
-        else {}
-    )
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
-        **plain,
+        **resolving(settings.redis_url, resolver),
         decode_responses=True,
         max_connections=settings.redis_max_connections,
         timeout=timeout,

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.audit import audit
 from app.auth.cookies import CookiePolicy
-from app.cookie_header import bearer_token, cookies_of
+from app.cookie_header import cookies_of, script_bearer
 from app.errors import ErrorCode, error_response
 from app.state import Key, dependency
 
@@ -110,9 +110,7 @@ class CsrfMiddleware:
     def rejection(self, scope: Scope, headers: Headers) -> str | None:
         if foreign_origin(scope, headers, self.trusted_origins):
             return "foreign origin"
-        cookies = cookies_of(scope)
-        authorization = headers.get("authorization")
-        if authorization and bearer_token(authorization) and self.cookies.session not in cookies.values:
+        if script_bearer(scope, headers.get("authorization"), self.cookies.session):
             # A script's bearer request (API.md section 11): no cookie is ambient, and a
             # page on another site cannot add the header without a CORS preflight we
             # refuse. It is authenticated by its token, or not at all.
@@ -120,6 +118,7 @@ class CsrfMiddleware:
         sent = headers.get(CSRF_HEADER)
         if not sent:
             return "missing header"
+        cookies = cookies_of(scope)
         # The same parse of the Cookie header that authentication reads (app/cookie_header.py).
         cookie = cookies.get(self.cookies.csrf)
         if not cookie:

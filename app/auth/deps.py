@@ -19,7 +19,7 @@ from app.auth.service import Auth
 from app.auth.sessions import SESSION_STORE
 from app.auth.tokens import Scope
 from app.auth.tokens import service as tokens
-from app.cookie_header import bearer_token, cookies_of
+from app.cookie_header import cookies_of, script_bearer
 from app.db import SESSIONMAKER
 from app.errors import AppError, ErrorCode
 from app.metrics import METRICS
@@ -48,10 +48,9 @@ async def authenticate(request: HTTPConnection) -> Principal | None:
 def bearer_credentials(request: HTTPConnection) -> str | None:
     """The token of an `Authorization: Bearer` header, when the request carries no session
     cookie: a request with one is authenticated by the cookie alone (API.md section 11)."""
-    header = request.headers.get("authorization")
-    if not header or state_of(request)[COOKIES].session in cookies_of(request.scope).values:
-        return None
-    return bearer_token(header)
+    return script_bearer(
+        request.scope, request.headers.get("authorization"), state_of(request)[COOKIES].session
+    )
 
 
 async def caller(request: Request, scope: Scope | None) -> Principal | None:

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.live.events import ITEMS_CHANNEL, REVOKED_CHANNEL, ItemEvent
 from app.live.hub import CLOSE_GOING_AWAY, Hub, LiveLogins
+from app.redis import resolving
 from app.state import Key
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,11 @@ class RedisBroadcaster:
         # A connection of its own, without the pool's read timeout: a subscription is
         # silent for as long as nothing happens.
         self.subscriber = Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_keepalive=True
+            url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_keepalive=True,
+            **resolving(url),
         )
         self.items_channel = prefix + ITEMS_CHANNEL
         self.revoked_channel = prefix + REVOKED_CHANNEL
