@@ -49,22 +49,27 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+def describe_error(exc: BaseException) -> str:
+    """One exception by type, with the OS's errno and reason where there is one; never its
+    message, which can carry a statement or an address's credentials."""
+    kind = type(exc)
+    # redis.exceptions.TimeoutError or the builtin one: which client gave up says which dependency.
+    part = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        part += f" [{exc.errno}] {exc.strerror}"
+    return part
+
+
 def describe_outage(exc: BaseException) -> str:
-    """The exception chain by type, with the OS's errno and reason where there is one,
-    e.g. `redis.exceptions.ConnectionError <- ConnectionRefusedError [111] Connect call failed`: which
-    dependency failed and how, for the operator. Never the exceptions' messages, which
-    can carry a statement or an address's credentials."""
+    """The exception chain, each by `describe_error`, e.g. `redis.exceptions.ConnectionError
+    <- ConnectionRefusedError [111] Connect call failed`: which dependency failed and how,
+    for the operator."""
     parts = []
     cause: BaseException | None = exc
     for _ in range(_MAX_CAUSES):
         if cause is None:
             break
-        kind = type(cause)
-        # redis.exceptions.TimeoutError or the builtin one: which client gave up says which dependency.
-        part = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-        if isinstance(cause, OSError) and cause.errno is not None:
-            part += f" [{cause.errno}] {cause.strerror}"
-        parts.append(part)
+        parts.append(describe_error(cause))
         # redis-py raises its ConnectionError from the socket error as __context__.
         cause = cause.__cause__ or cause.__context__
     return " <- ".join(parts)

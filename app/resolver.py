@@ -25,6 +25,8 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from app.outage import describe_error
+
 logger = logging.getLogger(__name__)
 
 HEDGE_SECONDS = 0.1
@@ -97,7 +99,7 @@ class Resolver:
                         logger.info("name lookup of %s answered after %.2f s", host, took)
                     return task.result()
                 error = task.exception()
-        reason = describe(error) if error else f"no answer within {patience:.2f} s"
+        reason = describe_error(error) if error else f"no answer within {patience:.2f} s"
         if known:
             logger.warning(
                 "name lookup of %s failed (%s); connecting to its last addresses %s",
@@ -125,12 +127,6 @@ class Resolver:
                 self.known[key] = task.result()
 
         task.add_done_callback(finished)
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.errno is not None:
-        return f"{type(error).__name__} [{error.errno}] {error.strerror}"
-    return type(error).__name__
 
 
 # One per process: what a name resolves to does not depend on which app asks.
